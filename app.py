@@ -1,0 +1,22 @@
+"""songsim — Streamlit entry point.
+
+    streamlit run app.py                                  # the demo catalogue (built on first start)
+    streamlit run app.py -- --catalogue DIR               # your own catalogue (tracks.csv + audio)
+    streamlit run app.py -- --home DIR                    # keep the demo and uploads under DIR
+
+The app builds what is missing under a visible progress display, then hands over to the pages.
+"""
+
+import streamlit as st
+
+from pages.common import catalogue_root, ensure_built, load_catalogue_cached, render_sidebar
+
+st.set_page_config(page_title="songsim", page_icon="assets/logo.png", layout="wide")
+
+root, is_demo = catalogue_root()
+if ensure_built(root, is_demo=is_demo):
+    st.session_state["catalogue_root"] = str(root)
+    catalogue = load_catalogue_cached(str(root))
+    render_sidebar(catalogue, is_demo=is_demo)
+    navigation = st.navigation([st.Page("pages/explore.py", title="Explore", icon="🎧", default=True)])
+    navigation.run()

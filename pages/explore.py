@@ -1,0 +1,134 @@
+"""Explore: a query (searched, clicked on the map, or uploaded), the map, and its top-5 playing."""
+
+import streamlit as st
+
+from pages.common import load_catalogue_cached, load_index_cached, load_map_cached, load_space_cached
+from songsim.errors import SongsimError
+from songsim.neighbours import ExactIndex
+from songsim.plots import colour_options, map_figure
+from songsim.query import (
+    Upload,
+    neighbour_table,
+    neighbours_of,
+    resolve_track,
+    resolve_upload,
+    store_upload,
+    track_label,
+)
+
+MAP_METHODS = {"umap": "UMAP", "tsne": "t-SNE", "pca": "PCA"}
+K = 5
+
+root = st.session_state["catalogue_root"]
+catalogue = load_catalogue_cached(root)
+space_name = st.session_state["space_name"]
+space = load_space_cached(root, space_name)
+st.session_state.setdefault("query", {"kind": "track", "track_id": catalogue.track_ids[0]})
+
+
+def pick_from_search() -> None:
+    if st.session_state.search is not None:
+        st.session_state.query = {"kind": "track", "track_id": st.session_state.search}
+
+
+@st.cache_resource(show_spinner=False)
+def map_index(root: str, space_name: str, method: str) -> ExactIndex:
+    """Euclidean neighbours on the 2-D map, to compare with the space's own."""
+    return ExactIndex(load_map_cached(root, space_name, method).coords_, metric="euclidean")
+
+
+# --- a click on the map picks its point as the query ---------------------------------------
+points = ((st.session_state.get("map") or {}).get("selection") or {}).get("points") or []
+clicked = [p["customdata"] for p in points if p.get("customdata")]
+if clicked:
+    track_id = clicked[0][0] if isinstance(clicked[0], list) else clicked[0]
+    if track_id != st.session_state.get("map_pick") and track_id in set(catalogue.track_ids):
+        st.session_state.map_pick = track_id
+        st.session_state.query = {"kind": "track", "track_id": track_id}
+
+st.title("Explore")
+search_column, upload_column = st.columns([3, 2])
+with search_column:
+    st.selectbox(
+        "Search the catalogue by title or artist",
+        catalogue.track_ids,
+        index=None,
+        key="search",
+        placeholder="type a title or an artist…",
+        format_func=lambda tid: f"{track_label(catalogue, catalogue.row_of(tid))} ({tid})",
+        on_change=pick_from_search,
+    )
+with upload_column:
+    uploaded = st.file_uploader("…or upload a song", type=["wav", "mp3", "flac", "ogg"], key="upload")
+if uploaded is not None and uploaded.file_id != st.session_state.get("upload_handled"):
+    st.session_state.upload_handled = uploaded.file_id
+    try:
+        with st.spinner(f"Analysing {uploaded.name}…"):
+            upload = store_upload(catalogue, uploaded.getvalue(), uploaded.name)
+        st.session_state.query = {"kind": "upload", **upload.__dict__}
+    except SongsimError as exc:
+        st.error(str(exc))
+
+controls = st.columns([2, 2, 2, 2, 1])
+method = controls[0].radio("Map", list(MAP_METHODS), format_func=MAP_METHODS.get, horizontal=True, key="method")
+colours = colour_options(catalogue)
+colour_by = controls[1].radio("Colour by", colours or ["none"], horizontal=True, key="colour_by")
+where = controls[2].radio(
+    "Neighbours in", ["space", "map"], horizontal=True, key="where",
+    format_func={"space": f"the {space_name} space", "map": "the 2-D map"}.get,
+    help="The map squeezes the space into 2-D; compare both to see where the picture misleads.",
+)
+metric = controls[3].radio("Similarity", ["cosine", "euclidean"], horizontal=True, key="metric")
+exclude_artist = controls[4].toggle("Artist filter", key="exclude_artist", help="Leave out the query's own artist (MIREX).")
+
+fitted = load_map_cached(root, space_name, method)
+query = st.session_state.query
+try:
+    if query["kind"] == "track":
+        resolved = resolve_track(catalogue, space, fitted.coords_, query["track_id"])
+    else:
+        upload = Upload(**{k: v for k, v in query.items() if k != "kind"})
+        with st.spinner(f"Embedding {upload.name} in {space_name}…"):
+            resolved = resolve_upload(catalogue, space, fitted, upload)
+except SongsimError as exc:
+    st.error(str(exc))
+    st.stop()
+
+found_in_space = neighbours_of(
+    catalogue, load_index_cached(root, space_name, metric), vector=resolved.vector,
+    query_row=resolved.row, k=K, exclude_artist=exclude_artist,
+)
+found_on_map = neighbours_of(
+    catalogue, map_index(root, space_name, method), vector=resolved.point,
+    query_row=resolved.row, k=K, exclude_artist=exclude_artist,
+)
+found = found_in_space if where == "space" else found_on_map
+
+map_column, list_column = st.columns([3, 2])
+with map_column:
+    figure = map_figure(
+        catalogue, fitted.coords_, colour_by=None if colour_by == "none" else colour_by,
+        query_point=resolved.point, query_label=resolved.label, neighbour_rows=found.indices,
+    )
+    st.plotly_chart(figure, key="map", on_select="rerun", selection_mode="points", width="stretch")
+    shared = len(set(found_in_space.indices) & set(found_on_map.indices))
+    st.caption(
+        f"{MAP_METHODS[method]} map of **{space_name}** · trustworthiness {fitted.trustworthiness_:.2f} "
+        f"(1 = the map keeps every 5-nearest neighbourhood) · {shared} of the top-{K} in the space are "
+        f"also the top-{K} on the map. Click a point to make it the query."
+    )
+with list_column:
+    st.subheader("Query")
+    st.markdown(f"**{resolved.label}**" + ("" if resolved.row is not None else " · uploaded, placed by the fitted map"))
+    if resolved.row is not None:
+        track = catalogue.track(catalogue.track_ids[resolved.row])
+        st.caption(" · ".join(str(track[c]) for c in ("album", "year", "genre", "emotion") if track.get(c) is not None))
+    st.audio(str(resolved.audio_path))
+    st.subheader(f"Top-{K} in {'the ' + space_name + ' space' if where == 'space' else 'the 2-D map'}")
+    table = neighbour_table(catalogue, found)
+    for _, row in table.iterrows():
+        details = " · ".join(str(row[c]) for c in ("album", "year", "genre", "emotion") if c in row and row[c] is not None and str(row[c]) != "<NA>")
+        score_name = "similarity" if where == "space" and metric == "cosine" else "−distance"
+        st.markdown(f"**{row['rank']}. {track_label(catalogue, catalogue.row_of(row['track_id']))}** · {score_name} {row['score']:.3f}")
+        st.caption(details)
+        st.audio(row["path"])

@@ -1,0 +1,3 @@
+"""songsim: listening-based evaluation of song-similarity models."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from songsim.cli import main
+
+raise SystemExit(main())

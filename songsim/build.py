@@ -1,0 +1,261 @@
+"""Build a catalogue: features → spaces → maps, each stage stored in ``<catalogue>/.songsim``.
+
+Every stage is keyed by a fingerprint of its inputs and settings, so a rebuild redoes only
+what changed (a new or edited audio file invalidates its own features and the stages fitted on
+the whole set), and a crash loses nothing already stored: every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from songsim import config
+from songsim.catalogue import Catalogue, load_catalogue
+from songsim.features import extract_features
+from songsim.maps import FittedMap, fit_map, load_map, save_map
+from songsim.spaces import (
+    Space,
+    load_space,
+    save_space,
+    space_dir,
+    space_fit_key,
+    space_names,
+    space_type,
+    stored_fit_key,
+)
+
+#: map methods fitted by a build, for every space
+DEFAULT_MAP_METHODS = ("pca", "umap", "tsne")
+DEFAULT_SPACES = ("handcrafted", "random")
+FEATURES_VERSION = "handcrafted-v1"
+
+#: on_progress(stage, fraction_done 0–1, message)
+ProgressFn = Callable[[str, float, str], None]
+
+
+@dataclass
+class BuildReport:
+    """What a build did: seconds per stage, and which artefacts were made, reused or skipped."""
+
+    n_tracks: int
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    built: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {
+            "n_tracks": self.n_tracks,
+            "stage_seconds": {k: round(v, 2) for k, v in self.stage_seconds.items()},
+            "built": self.built,
+            "reused": self.reused,
+            "skipped": self.skipped,
+        }
+
+
+def features_cache_dir(catalogue: Catalogue) -> Path:
+    """Per-track feature cache, shared by catalogue tracks and uploads (keyed by content)."""
+    return catalogue.derived_dir / "features"
+
+
+def space_inputs(
+    space_cls: type[Space],
+    catalogue: Catalogue,
+    *,
+    paths: Sequence[Path],
+    fingerprints: Sequence[str],
+    keys: Sequence[str],
+    n_jobs: int | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+):
+    """The input a space consumes, for songs given by audio ``paths`` (with their content
+    ``fingerprints``) and ``keys`` (track ids, or fingerprints for uploads)."""
+    if space_cls.input_kind == "handcrafted":
+        return extract_features(
+            list(paths),
+            list(fingerprints),
+            kind="handcrafted",
+            cache_dir=features_cache_dir(catalogue),
+            n_jobs=n_jobs,
+            on_progress=on_progress,
+        )
+    if space_cls.input_kind == "key":
+        return list(keys)
+    raise ValueError(f"space {space_cls.name!r} has unknown input kind {space_cls.input_kind!r}")
+
+
+def map_path(catalogue: Catalogue, space_name: str, method: str) -> Path:
+    """Where the fitted ``method`` map of ``space_name`` is stored."""
+    return space_dir(catalogue.derived_dir, space_name) / "maps" / f"{method}.pkl"
+
+
+def map_is_current(catalogue: Catalogue, space_name: str, method: str, *, seed: int = 0) -> bool:
+    """Whether the stored map was fitted on the space's current fit."""
+    key = stored_fit_key(space_dir(catalogue.derived_dir, space_name))
+    meta = map_path(catalogue, space_name, method).with_suffix(".json")
+    try:
+        return json.loads(meta.read_text())["fit_key"] == f"{key}-{method}-seed{seed}"
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def fit_and_store_map(catalogue: Catalogue, space: Space, method: str, *, seed: int = 0) -> FittedMap:
+    """Fit a 2-D map of ``space`` and store it beside the space (atomically)."""
+    fitted = fit_map(space.vectors_, method=method, seed=seed)
+    path = map_path(catalogue, space.name, method)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_map(fitted, path)
+    key = stored_fit_key(space_dir(catalogue.derived_dir, space.name))
+    meta = {"fit_key": f"{key}-{method}-seed{seed}", "trustworthiness": float(fitted.trustworthiness_)}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(meta))
+    os.replace(tmp, path.with_suffix(".json"))
+    return fitted
+
+
+def load_or_fit_map(catalogue: Catalogue, space: Space, method: str, *, seed: int = 0) -> FittedMap:
+    """The stored map if current, else a fresh fit that is then stored."""
+    if map_is_current(catalogue, space.name, method, seed=seed):
+        return load_map(map_path(catalogue, space.name, method))
+    return fit_and_store_map(catalogue, space, method, seed=seed)
+
+
+def missing_labels(space_cls: type[Space], catalogue: Catalogue) -> list[str]:
+    """Label columns ``space_cls`` needs that the catalogue lacks."""
+    return [c for c in space_cls.required_labels if not catalogue.has_labels(c)]
+
+
+def build(
+    root: str | Path,
+    *,
+    spaces: Sequence[str] | None = None,
+    map_methods: Sequence[str] = DEFAULT_MAP_METHODS,
+    seed: int = 0,
+    n_jobs: int | None = None,
+    on_progress: ProgressFn | None = None,
+) -> BuildReport:
+    """Build (or bring up to date) everything the app and CLI need for the catalogue at ``root``.
+
+    Parameters
+    ----------
+    spaces : sequence of str, optional
+        Space names to build; default: every registered space.
+    map_methods : sequence of str
+        2-D map methods fitted for every space.
+    seed : int
+        Seed of every stochastic fit.
+    n_jobs : int, optional
+        Processes for feature extraction (default: every core).
+    on_progress : callable, optional
+        ``on_progress(stage, fraction_done, message)``.
+    """
+    report_progress: ProgressFn = on_progress or (lambda stage, fraction, message: None)
+    started = time.perf_counter()
+    report_progress("catalogue", 0.0, "checking tracks.csv and audio files")
+    catalogue = load_catalogue(root, check_audio=True)
+    fingerprints = catalogue.audio_fingerprints()
+    catalogue_key = catalogue.fingerprint(fingerprints)
+    report = BuildReport(n_tracks=len(catalogue))
+    report.stage_seconds["catalogue"] = time.perf_counter() - started
+
+    names = list(spaces) if spaces is not None else space_names()
+    space_classes = [space_type(name) for name in names]
+    labels = {c: catalogue.labels(c) for c in catalogue.tracks.columns}
+    fitted_spaces: list[Space] = []
+    for index, cls in enumerate(space_classes):
+        lacking = missing_labels(cls, catalogue)
+        if lacking:
+            report.skipped[cls.name] = f"the catalogue has no {', '.join(lacking)} labels"
+            continue
+        stage = f"space:{cls.name}"
+        stage_started = time.perf_counter()
+        folder = space_dir(catalogue.derived_dir, cls.name)
+        key = space_fit_key(cls, f"{catalogue_key}-{FEATURES_VERSION}", seed)
+        if stored_fit_key(folder) == key:
+            fitted_spaces.append(load_space(folder))
+            report.reused.append(cls.name)
+            continue
+        report_progress(stage, 0.0, f"{cls.name}: computing inputs for {len(catalogue)} tracks")
+        inputs = space_inputs(
+            cls,
+            catalogue,
+            paths=catalogue.tracks["path"].map(Path).tolist(),
+            fingerprints=fingerprints,
+            keys=catalogue.track_ids,
+            n_jobs=n_jobs,
+            on_progress=lambda done, total, name=cls.name: report_progress(
+                "features", done / max(total, 1), f"{name}: features {done}/{total} tracks"
+            ),
+        )
+        report_progress(stage, 0.5, f"{cls.name}: fitting")
+        fit_started = time.perf_counter()
+        space = cls().fit(inputs, labels=labels, seed=seed)
+        save_space(space, folder, fit_key=key, fit_seconds=time.perf_counter() - fit_started)
+        fitted_spaces.append(space)
+        report.built.append(cls.name)
+        report.stage_seconds[stage] = time.perf_counter() - stage_started
+        report_progress(stage, 1.0, f"{cls.name}: {space.dim}-d, fitted ({index + 1}/{len(space_classes)} spaces)")
+
+    n_maps = len(fitted_spaces) * len(map_methods)
+    for i, (space, method) in enumerate((s, m) for s in fitted_spaces for m in map_methods):
+        name = f"map:{space.name}/{method}"
+        if map_is_current(catalogue, space.name, method, seed=seed):
+            report.reused.append(name)
+            continue
+        report_progress("maps", i / max(n_maps, 1), f"fitting the {method.upper()} map of {space.name}")
+        stage_started = time.perf_counter()
+        fit_and_store_map(catalogue, space, method, seed=seed)
+        report.built.append(name)
+        report.stage_seconds[name] = time.perf_counter() - stage_started
+    report_progress("done", 1.0, f"built {len(report.built)}, reused {len(report.reused)}")
+    report.stage_seconds["total"] = time.perf_counter() - started
+    return report
+
+
+def built_space_names(catalogue: Catalogue) -> list[str]:
+    """Registered spaces with a stored fit in this catalogue, in registry order."""
+    return [n for n in space_names() if stored_fit_key(space_dir(catalogue.derived_dir, n)) is not None]
+
+
+
+def is_built(
+    root: str | Path, *, spaces: Sequence[str] = DEFAULT_SPACES, map_methods: Sequence[str] = DEFAULT_MAP_METHODS
+) -> bool:
+    """Cheap check (no hashing) that ``root`` has a tracks.csv and stored fits and maps of
+    ``spaces``; staleness after audio changes is what :func:`build` detects."""
+    root = Path(root)
+    derived = config.derived_dir(root)
+    if not (root / "tracks.csv").is_file():
+        return False
+    for name in spaces:
+        folder = space_dir(derived, name)
+        if stored_fit_key(folder) is None:
+            return False
+        if not all((folder / "maps" / f"{m}.json").is_file() for m in map_methods):
+            return False
+    return True
+
+
+def prepare_catalogue(
+    root: str | Path, *, make_demo_if_missing: bool, on_progress: ProgressFn | None = None
+) -> BuildReport:
+    """Make the demo (when asked and ``root`` has no tracks.csv), then build it.
+
+    This is what the app runs on first start, under a progress display.
+    """
+    root = Path(root)
+    if make_demo_if_missing and not (root / "tracks.csv").is_file():
+        from songsim.demo import make_demo
+
+        make_demo(
+            root,
+            on_progress=None
+            if on_progress is None
+            else lambda done, total, message: on_progress("demo", done / max(total, 1), f"rendering {done}/{total}: {message}"),
+        )
+    return build(root, on_progress=on_progress)

@@ -1,0 +1,142 @@
+"""``python -m songsim`` — batch work without the app.
+
+    python -m songsim demo DIR                     make the demo catalogue in DIR
+    python -m songsim build DIR [--spaces a,b]     features, spaces, maps (incremental)
+    python -m songsim query DIR (--track ID | --audio FILE) [--space NAME] [-k 5]
+                            [--metric cosine|euclidean] [--exclude-artist] --json
+
+Errors (a :class:`~songsim.errors.SongsimError`) go to stderr with exit status 2, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from songsim import config
+from songsim.errors import SongsimError
+
+
+def _progress_bar(desc: str):
+    """A tqdm bar driven by ``(stage, fraction, message)`` callbacks; returns (callback, bar)."""
+    bar = tqdm(total=100, desc=desc, unit="%", file=sys.stderr, leave=True, bar_format="{desc} {bar} {n:.0f}% {postfix}")
+
+    def update(stage: str, fraction: float, message: str) -> None:
+        bar.n = round(100 * fraction)
+        bar.set_postfix_str(message[:60])
+        bar.refresh()
+
+    return update, bar
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from songsim.demo import make_demo
+
+    with tqdm(total=1, desc="rendering demo", unit="clip", file=sys.stderr) as bar:
+
+        def on_progress(done: int, total: int, message: str) -> None:
+            bar.total = total
+            bar.n = done
+            bar.set_postfix_str(message[:40])
+            bar.refresh()
+
+        csv_path = make_demo(Path(args.dir), seed=args.seed, on_progress=on_progress, n_jobs=args.jobs)
+    print(csv_path)
+    return 0
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    from songsim.build import build
+
+    update, bar = _progress_bar("building")
+    spaces = args.spaces.split(",") if args.spaces else None
+    with bar:
+        report = build(args.dir, spaces=spaces, seed=args.seed, n_jobs=args.jobs, on_progress=update)
+    print(json.dumps(report.as_dict(), indent=2))
+    return 0
+
+
+def _cmd_query(args: argparse.Namespace) -> int:
+    from songsim.build import space_dir
+    from songsim.catalogue import load_catalogue
+    from songsim.neighbours import ExactIndex
+    from songsim.query import embed_upload, neighbour_table, neighbours_of, store_upload, table_records
+    from songsim.spaces import load_space, space_type
+
+    catalogue = load_catalogue(args.dir)
+    space_type(args.space)
+    space = load_space(space_dir(catalogue.derived_dir, args.space))
+    index = ExactIndex(space.vectors_, metric=args.metric)
+    if args.track is not None:
+        row = catalogue.row_of(args.track)
+        vector, query = space.vectors_[row], catalogue.track(args.track)
+        query = {k: query.get(k) for k in ("track_id", "title", "artist", "album", "year", "genre", "emotion")}
+    else:
+        audio = Path(args.audio)
+        if not audio.is_file():
+            raise SongsimError(f"Audio file {audio} does not exist: give the path of a WAV, FLAC, OGG or MP3 file.")
+        upload = store_upload(catalogue, audio.read_bytes(), audio.name)
+        row = upload.catalogue_row
+        vector = embed_upload(catalogue, space, upload)
+        query = {"audio": str(audio), "fingerprint": upload.fingerprint}
+    found = neighbours_of(catalogue, index, vector=vector, query_row=row, k=args.k, exclude_artist=args.exclude_artist)
+    table = neighbour_table(catalogue, found)
+    neighbours = [
+        {"track_id": r["track_id"], "title": r.get("title"), "artist": r.get("artist"), "score": r["score"]}
+        for r in table_records(table)
+    ]
+    result = {"space": args.space, "metric": args.metric, "query": query, "neighbours": neighbours}
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        for n in neighbours:
+            print(f"{n['score']:+.3f}  {n['track_id']}  {n['artist'] or '?'} — {n['title'] or '?'}")
+    return 0
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m songsim", description="Listening-based evaluation of song similarity.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="make the embedded demo catalogue (deterministic, no downloads)")
+    demo.add_argument("dir", nargs="?", default=None, help=f"target folder (default: {config.default_demo_dir()})")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--jobs", type=int, default=None, help="processes (default: every core)")
+    demo.set_defaults(run=_cmd_demo)
+
+    build = sub.add_parser("build", help="features, spaces, maps for a catalogue (incremental)")
+    build.add_argument("dir", help="catalogue folder holding tracks.csv")
+    build.add_argument("--spaces", default=None, help="comma-separated space names (default: all)")
+    build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--jobs", type=int, default=None, help="processes for feature extraction (default: every core)")
+    build.set_defaults(run=_cmd_build)
+
+    query = sub.add_parser("query", help="top-k neighbours of a catalogue track or an audio file")
+    query.add_argument("dir", help="a built catalogue folder")
+    source = query.add_mutually_exclusive_group(required=True)
+    source.add_argument("--track", help="track_id of a catalogue song")
+    source.add_argument("--audio", help="path of a WAV/FLAC/OGG/MP3 file")
+    query.add_argument("--space", default="handcrafted")
+    query.add_argument("-k", type=int, default=5)
+    query.add_argument("--metric", choices=("cosine", "euclidean"), default="cosine")
+    query.add_argument("--exclude-artist", action="store_true", help="leave out the query's artist (MIREX artist filter)")
+    query.add_argument("--json", action="store_true", help="print JSON")
+    query.set_defaults(run=_cmd_query)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    if getattr(args, "dir", "") is None:
+        args.dir = str(config.default_demo_dir())
+    try:
+        return args.run(args)
+    except SongsimError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

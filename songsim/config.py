@@ -1,0 +1,47 @@
+"""One place for paths, audio constants (with units) and environment variables.
+
+Every derived file of a catalogue lives under ``<catalogue>/.songsim/`` so that a catalogue
+folder is self-contained: copy the folder and the features, fitted models and maps go with it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# --- audio -------------------------------------------------------------------------------
+SAMPLE_RATE_HZ = 22_050  # every clip is resampled to this rate
+CLIP_DURATION_S = 30.0  # length of the excerpt that features and models see
+MIN_DURATION_S = 5.0  # shorter files are rejected: too little music to judge
+MAX_DURATION_S = 20 * 60.0  # longer files are rejected: not a song (a DJ mix, a podcast)
+SILENCE_DBFS = -60.0  # an excerpt whose RMS is below this level is "silent"
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+
+# --- spectral analysis -------------------------------------------------------------------
+N_FFT = 2048  # samples per STFT frame (93 ms at 22 050 Hz)
+HOP_LENGTH = 512  # samples between frames (23 ms at 22 050 Hz); 30 s -> 1 292 frames
+N_MELS = 64  # mel bands of the log-mel spectrogram
+
+# --- environment -------------------------------------------------------------------------
+HOME_ENV = "SONGSIM_HOME"  # overrides where songsim keeps the demo catalogue and uploads
+CATALOGUE_ENV = "SONGSIM_CATALOGUE"  # a catalogue folder the app opens instead of the demo
+DERIVED_DIRNAME = ".songsim"  # derived files inside a catalogue folder
+
+
+def songsim_home() -> Path:
+    """The folder songsim owns: ``$SONGSIM_HOME``, else ``$XDG_CACHE_HOME/songsim``,
+    else ``~/.cache/songsim``."""
+    if os.environ.get(HOME_ENV):
+        return Path(os.environ[HOME_ENV]).expanduser().resolve()
+    cache = os.environ.get("XDG_CACHE_HOME") or (Path.home() / ".cache")
+    return (Path(cache) / "songsim").resolve()
+
+
+def default_demo_dir() -> Path:
+    """Where the app builds the embedded demo catalogue on first start."""
+    return songsim_home() / "demo"
+
+
+def derived_dir(catalogue_root: Path) -> Path:
+    """``<catalogue>/.songsim``: features, fitted spaces, maps, indexes, uploads."""
+    return Path(catalogue_root) / DERIVED_DIRNAME

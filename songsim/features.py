@@ -1,0 +1,726 @@
+"""Log-mel spectrograms, the handcrafted librosa baseline, and their on-disk cache.
+
+All features are computed from a clip as returned by :func:`songsim.audio.load_clip` (mono,
+float32, :data:`~songsim.config.SAMPLE_RATE_HZ`, the middle
+:data:`~songsim.config.CLIP_DURATION_S` seconds) through **one** short-time Fourier transform:
+``n_fft = N_FFT`` (2048 samples, 93 ms), ``hop = HOP_LENGTH`` (512 samples, 23 ms), a periodic
+Hann window, centred frames with zero padding -- librosa's defaults, computed here with
+``scipy.fft`` (equal to ``librosa.stft`` to float32 rounding, about twice as fast). A clip of
+``n`` samples has ``1 + n // HOP_LENGTH`` frames (30 s -> 1 292).
+
+Units: frequencies in hertz, levels in dB; ``(n_mels, n_frames)`` arrays have frequency on
+the first axis and time on the second, like librosa.
+
+Two feature kinds are cached per track by :func:`extract_features`:
+
+``"mel"``
+    :func:`log_mel_spectrogram`, the input of the CNNs.
+``"handcrafted"``
+    :func:`handcrafted_features`, the librosa baseline of the FMA dataset (Defferrard et al.,
+    "FMA: A Dataset for Music Analysis", ISMIR 2017): 74 per-frame coefficients, each
+    summarised by 7 statistics, ``D = 518`` values named by :data:`HANDCRAFTED_FEATURE_NAMES`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import threading
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import scipy.fft
+import scipy.stats
+
+from songsim.audio import atomic_write, load_clip
+from songsim.config import CLIP_DURATION_S, HOP_LENGTH, N_FFT, N_MELS, SAMPLE_RATE_HZ
+from songsim.errors import SongsimError
+
+__all__ = [
+    "FEATURE_KINDS",
+    "FEATURE_SETTINGS_VERSION",
+    "FeatureExtractionError",
+    "HANDCRAFTED_DIM",
+    "HANDCRAFTED_FEATURE_NAMES",
+    "HANDCRAFTED_GROUPS",
+    "STATISTICS",
+    "compute_features",
+    "extract_features",
+    "feature_cache_dir",
+    "feature_cache_path",
+    "handcrafted_features",
+    "log_mel_spectrogram",
+]
+
+FeatureKind = Literal["handcrafted", "mel"]
+FEATURE_KINDS: tuple[str, ...] = ("handcrafted", "mel")
+
+# Bump when the feature code changes in a way that changes its numbers: every cached file of
+# the old version is then ignored (it lives in a folder named by a hash of the settings).
+FEATURE_SETTINGS_VERSION = 1
+
+# --- log-mel settings (the CNN input) -------------------------------------------------------
+MEL_FMIN_HZ = 0.0  # lowest mel band edge
+MEL_TOP_DB = 80.0  # dynamic range kept below each clip's loudest bin, in dB
+_POWER_AMIN = 1e-10  # power floor before the log (-100 dB)
+
+# --- handcrafted settings -------------------------------------------------------------------
+CQT_BINS_PER_OCTAVE = 12  # one CQT bin per semitone
+CQT_N_OCTAVES = 7  # C1 (32.7 Hz) .. B7 (3 951 Hz): 84 bins
+CQT_FMIN_HZ = 32.703195662574764  # C1
+MFCC_N_MELS = 128  # mel bands under the MFCCs (librosa's default)
+N_MFCC = 20
+CONTRAST_N_BANDS = 6  # spectral contrast: 6 octave bands + 1 valley row = 7 rows
+
+STATISTICS: tuple[str, ...] = ("mean", "median", "min", "max", "std", "skew", "kurtosis")
+"""How each per-frame coefficient is summarised, in output order. ``skew`` and ``kurtosis``
+are :func:`scipy.stats.skew` and :func:`scipy.stats.kurtosis` (Fisher, i.e. excess kurtosis,
+biased estimators, as in FMA); both are 0 for a constant row."""
+
+HANDCRAFTED_GROUPS: tuple[tuple[str, int], ...] = (
+    ("zcr", 1),  # zero-crossing rate, fraction of sample pairs per frame
+    ("chroma_stft", 12),  # chroma from the STFT power, 01 = C ... 10 = A ... 12 = B
+    ("chroma_cqt", 12),  # chroma from the 84-bin CQT, same pitch order
+    ("chroma_cens", 12),  # CENS (smoothed, quantised chroma) from the same CQT
+    ("tonnetz", 6),  # tonal centroids of the CENS chroma: fifths, minor 3rds, major 3rds (x, y)
+    ("rms", 1),  # frame RMS from the magnitude spectrum (full-scale units)
+    ("spectral_centroid", 1),  # Hz
+    ("spectral_bandwidth", 1),  # Hz, 2nd-order spread around the centroid
+    ("spectral_contrast", 7),  # dB, 6 octave bands from 200 Hz + the top band
+    ("spectral_rolloff", 1),  # Hz below which 85 % of the energy lies
+    ("mfcc", N_MFCC),  # 01 = c0 (overall level) ... 20, from a 128-band mel in dB
+)
+"""The per-frame feature groups, in output order, with their number of coefficients."""
+
+
+def _feature_names() -> tuple[str, ...]:
+    names = []
+    for group, n_rows in HANDCRAFTED_GROUPS:
+        for row in range(n_rows):
+            base = f"{group}{row + 1:02d}" if n_rows > 1 else group
+            names.extend(f"{base}_{stat}" for stat in STATISTICS)
+    return tuple(names)
+
+
+HANDCRAFTED_FEATURE_NAMES: tuple[str, ...] = _feature_names()
+"""Name of every entry of :func:`handcrafted_features`, e.g. ``"mfcc03_std"`` or ``"zcr_mean"``:
+group, 1-based coefficient number (omitted for single-row groups), statistic. Ordered by group
+(:data:`HANDCRAFTED_GROUPS`), then coefficient, then statistic (:data:`STATISTICS`)."""
+
+HANDCRAFTED_DIM = len(HANDCRAFTED_FEATURE_NAMES)  # D = 518
+
+# Pool workers cost seconds to start (imports, numba caches), so small batches run in-process.
+MIN_TRACKS_FOR_POOL = 8
+
+_FINGERPRINT_RE = re.compile(r"^[0-9A-Za-z_-]{1,128}$")
+
+
+class FeatureExtractionError(SongsimError):
+    """Some files could not be turned into features; all the others were cached.
+
+    Attributes
+    ----------
+    failures : dict[str, str]
+        File path -> reason, for every failed file, in input order.
+    """
+
+    def __init__(self, failures: dict[str, str], n_tracks: int) -> None:
+        self.failures = dict(failures)
+        lines = [f"  - {path}: {reason}" for path, reason in self.failures.items()]
+        super().__init__(
+            f"{len(self.failures)} of {n_tracks} audio files could not be analysed (the other "
+            f"{n_tracks - len(self.failures)} are cached; fix or remove these files and run "
+            "again, only they will be computed):\n" + "\n".join(lines)
+        )
+
+
+# ============================================================================================
+# determinism
+
+_BLAS_LOCK = threading.RLock()
+_blas_controller = None  # threadpoolctl.ThreadpoolController, created on first use
+
+
+@contextmanager
+def _single_threaded_blas() -> Iterator[None]:
+    """Run the block with one BLAS thread (numpy's and scipy's OpenBLAS).
+
+    OpenBLAS rounds float32 matrix products differently with 1 and with n threads, so the
+    same clip would give features differing in the 7th digit in a pool worker and in the
+    app. Pinning one thread makes every feature bit-identical whatever ``n_jobs`` (and is
+    no slower here: the products are small). The limit is process-wide, so computations in
+    one process are serialised by a lock; other threads' BLAS calls meanwhile run on one
+    thread too.
+    """
+    global _blas_controller
+    with _BLAS_LOCK:
+        try:
+            if _blas_controller is None:
+                import librosa  # noqa: F401 - load every BLAS the features use first
+                import scipy.linalg  # noqa: F401
+                from threadpoolctl import ThreadpoolController
+
+                _blas_controller = ThreadpoolController()
+            limiter = _blas_controller.limit(limits=1, user_api="blas")
+        except Exception:  # noqa: BLE001 - threadpoolctl missing or failing: run as is
+            limiter = None
+        if limiter is None:
+            yield
+            return
+        with limiter:
+            yield
+
+
+# ============================================================================================
+# spectra
+
+
+@lru_cache(maxsize=8)
+def _hann(n_fft: int) -> np.ndarray:
+    """Periodic Hann window (librosa's ``get_window("hann", n_fft, fftbins=True)``)."""
+    return (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
+
+
+def _power_spectrogram(clip: np.ndarray) -> np.ndarray:
+    """|STFT|^2, shape (1 + N_FFT // 2, n_frames) float32, centred zero-padded frames."""
+    clip = np.asarray(clip, dtype=np.float32)
+    if clip.ndim != 1 or clip.size == 0:
+        raise ValueError(f"clip must be a non-empty 1-D array, got shape {clip.shape}")
+    padded = np.pad(clip, N_FFT // 2, mode="constant")
+    if padded.size < N_FFT:  # a clip shorter than one frame
+        padded = np.pad(padded, (0, N_FFT - padded.size))
+    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP_LENGTH]
+    spectrum = scipy.fft.rfft(frames * _hann(N_FFT), axis=1)
+    power = np.square(spectrum.real) + np.square(spectrum.imag)
+    return np.ascontiguousarray(power.T, dtype=np.float32)
+
+
+@lru_cache(maxsize=8)
+def _mel_basis(sr_hz: int, n_mels: int) -> np.ndarray:
+    import librosa  # deferred: librosa is slow to import and not needed to read the cache
+
+    return librosa.filters.mel(
+        sr=sr_hz, n_fft=N_FFT, n_mels=n_mels, fmin=MEL_FMIN_HZ, dtype=np.float32
+    )
+
+
+def _power_to_db(power: np.ndarray, *, top_db: float | None) -> np.ndarray:
+    """``librosa.power_to_db(power, ref=1.0, amin=1e-10, top_db=top_db)``."""
+    db = 10.0 * np.log10(np.maximum(power, _POWER_AMIN))
+    if top_db is not None:
+        db = np.maximum(db, db.max() - top_db)
+    return db.astype(np.float32, copy=False)
+
+
+def log_mel_spectrogram(clip: np.ndarray, *, sr_hz: int = SAMPLE_RATE_HZ) -> np.ndarray:
+    """Log-power mel spectrogram, the input of the CNNs.
+
+    ``N_MELS`` (64) Slaney-normalised mel bands from 0 Hz to ``sr_hz / 2`` over the power of
+    the shared STFT (``N_FFT`` = 2048, ``HOP_LENGTH`` = 512, Hann, centred), then
+    ``10 log10(max(power, 1e-10))`` clipped to 80 dB below the clip's maximum. Equal to
+    ``librosa.power_to_db(librosa.feature.melspectrogram(y=clip, sr=sr_hz, n_fft=2048,
+    hop_length=512, n_mels=64), ref=1.0, top_db=80)`` to about 1e-5 dB, about twice as fast.
+
+    Parameters
+    ----------
+    clip : np.ndarray [shape=(n_samples,)]
+        Mono samples in full-scale units, e.g. from :func:`songsim.audio.load_clip`.
+    sr_hz : int
+        Sample rate of ``clip`` in hertz.
+
+    Returns
+    -------
+    np.ndarray [shape=(N_MELS, n_frames), dtype=float32]
+        Levels in dB relative to full-scale power (0 dB = a full-scale bin);
+        ``n_frames = 1 + n_samples // HOP_LENGTH`` (30 s at 22 050 Hz -> 1 292).
+    """
+    with _single_threaded_blas():
+        power = _power_spectrogram(clip)
+        return _power_to_db(_mel_basis(int(sr_hz), N_MELS) @ power, top_db=MEL_TOP_DB)
+
+
+# ============================================================================================
+# handcrafted baseline
+
+
+def _handcrafted_frames(clip: np.ndarray, sr_hz: int) -> dict[str, np.ndarray]:
+    """Per-frame coefficients of every group in :data:`HANDCRAFTED_GROUPS`.
+
+    One STFT (magnitude and power) feeds chroma_stft, RMS, centroid, bandwidth (reusing the
+    centroid), contrast, rolloff and the MFCCs (from a 128-band mel of the same power); one
+    84-bin CQT with ``tuning=0`` feeds chroma_cqt, chroma_cens and, through CENS, the tonnetz.
+    Tuning estimation is skipped everywhere (``tuning=0``: A = 440 Hz), which makes the
+    features faster and independent of a noisy estimate.
+    """
+    import librosa  # deferred: see _mel_basis
+
+    clip = np.asarray(clip, dtype=np.float32)
+    power = _power_spectrogram(clip)
+    magnitude = np.sqrt(power)
+    cqt = np.abs(
+        librosa.cqt(
+            clip,
+            sr=sr_hz,
+            hop_length=HOP_LENGTH,
+            fmin=CQT_FMIN_HZ,
+            n_bins=CQT_BINS_PER_OCTAVE * CQT_N_OCTAVES,
+            bins_per_octave=CQT_BINS_PER_OCTAVE,
+            tuning=0.0,
+        )
+    )
+    cqt_chroma = dict(
+        C=cqt, sr=sr_hz, hop_length=HOP_LENGTH, fmin=CQT_FMIN_HZ, n_chroma=12,
+        n_octaves=CQT_N_OCTAVES, bins_per_octave=CQT_BINS_PER_OCTAVE,
+    )  # fmt: skip
+    chroma_cens = librosa.feature.chroma_cens(**cqt_chroma)
+    centroid = librosa.feature.spectral_centroid(S=magnitude, sr=sr_hz, n_fft=N_FFT)
+    mfcc_mel = _mel_basis(int(sr_hz), MFCC_N_MELS) @ power
+    frames = {
+        "zcr": librosa.feature.zero_crossing_rate(
+            clip, frame_length=N_FFT, hop_length=HOP_LENGTH, center=True
+        ),
+        "chroma_stft": librosa.feature.chroma_stft(
+            S=power, sr=sr_hz, n_fft=N_FFT, hop_length=HOP_LENGTH, tuning=0.0, n_chroma=12
+        ),
+        "chroma_cqt": librosa.feature.chroma_cqt(**cqt_chroma),
+        "chroma_cens": chroma_cens,
+        "tonnetz": librosa.feature.tonnetz(chroma=chroma_cens, sr=sr_hz),
+        "rms": librosa.feature.rms(S=magnitude, frame_length=N_FFT, hop_length=HOP_LENGTH),
+        "spectral_centroid": centroid,
+        "spectral_bandwidth": librosa.feature.spectral_bandwidth(
+            S=magnitude, sr=sr_hz, n_fft=N_FFT, centroid=centroid
+        ),
+        "spectral_contrast": librosa.feature.spectral_contrast(
+            S=magnitude, sr=sr_hz, n_fft=N_FFT, n_bands=CONTRAST_N_BANDS
+        ),
+        "spectral_rolloff": librosa.feature.spectral_rolloff(S=magnitude, sr=sr_hz, n_fft=N_FFT),
+        "mfcc": librosa.feature.mfcc(S=_power_to_db(mfcc_mel, top_db=80.0), n_mfcc=N_MFCC),
+    }
+    n_frames = power.shape[1]
+    for group, n_rows in HANDCRAFTED_GROUPS:
+        rows = frames[group]
+        if rows.shape != (n_rows, n_frames):  # every group shares the STFT's frame grid
+            raise AssertionError(f"{group}: shape {rows.shape}, expected ({n_rows}, {n_frames})")
+    return frames
+
+
+def _summarise(rows: np.ndarray) -> np.ndarray:
+    """The :data:`STATISTICS` of each row: shape (n_rows, 7) float64, NaN-free."""
+    x = np.asarray(rows, dtype=np.float64)
+    mean = x.mean(axis=1)
+    std = x.std(axis=1)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # constant rows: precision loss
+        skew = scipy.stats.skew(x, axis=1)
+        kurtosis = scipy.stats.kurtosis(x, axis=1)
+    # A (numerically) constant row has no shape: define its skew and kurtosis as 0.
+    flat = std <= 1e-6 * np.max(np.abs(x), axis=1)
+    skew[flat] = 0.0
+    kurtosis[flat] = 0.0
+    stats = np.stack(
+        [mean, np.median(x, axis=1), x.min(axis=1), x.max(axis=1), std, skew, kurtosis], axis=1
+    )
+    return np.nan_to_num(stats, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def handcrafted_features(clip: np.ndarray, *, sr_hz: int = SAMPLE_RATE_HZ) -> np.ndarray:
+    """The handcrafted librosa baseline: 74 per-frame coefficients x 7 statistics.
+
+    Groups (:data:`HANDCRAFTED_GROUPS`): zero-crossing rate, chroma STFT, chroma CQT, chroma
+    CENS, tonnetz, RMS, spectral centroid, bandwidth, contrast, rolloff and 20 MFCCs, as in the
+    FMA dataset's ``features.csv``; each row summarised by mean, median, min, max, std,
+    skewness and kurtosis (:data:`STATISTICS`). About 0.25 s for a 30 s clip once librosa is
+    warm; the first call in a process also loads numba's compiled code (seconds).
+
+    Parameters
+    ----------
+    clip : np.ndarray [shape=(n_samples,)]
+        Mono samples in full-scale units, at least one STFT frame long.
+    sr_hz : int
+        Sample rate of ``clip`` in hertz.
+
+    Returns
+    -------
+    np.ndarray [shape=(HANDCRAFTED_DIM,), dtype=float32]
+        ``HANDCRAFTED_DIM == 518`` finite values, named by :data:`HANDCRAFTED_FEATURE_NAMES`.
+        Units follow the group (Hz for centroid/bandwidth/rolloff, dB for contrast, ...):
+        scale them (e.g. ``StandardScaler``) before comparing.
+    """
+    with _single_threaded_blas():
+        frames = _handcrafted_frames(clip, int(sr_hz))
+    stacked = np.concatenate([frames[group] for group, _ in HANDCRAFTED_GROUPS])
+    # (74 rows, 7 statistics) -> row-major ravel = group, coefficient, statistic order.
+    return _summarise(stacked).ravel().astype(np.float32)
+
+
+def compute_features(clip: np.ndarray, *, kind: FeatureKind, sr_hz: int = SAMPLE_RATE_HZ):
+    """One feature kind of one clip (what :func:`extract_features` caches per track).
+
+    Parameters
+    ----------
+    clip : np.ndarray [shape=(n_samples,)]
+        Mono samples in full-scale units.
+    kind : {"handcrafted", "mel"}
+        :func:`handcrafted_features` or :func:`log_mel_spectrogram`.
+    sr_hz : int
+        Sample rate of ``clip`` in hertz.
+
+    Returns
+    -------
+    np.ndarray [shape=(HANDCRAFTED_DIM,) or (N_MELS, n_frames), dtype=float32]
+    """
+    _check_kind(kind)
+    if kind == "handcrafted":
+        return handcrafted_features(clip, sr_hz=sr_hz)
+    return log_mel_spectrogram(clip, sr_hz=sr_hz)
+
+
+# ============================================================================================
+# cache
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in FEATURE_KINDS:
+        raise ValueError(f"kind must be one of {FEATURE_KINDS}, got {kind!r}")
+
+
+def _settings(kind: str) -> dict[str, object]:
+    """Everything that changes the cached numbers of ``kind``."""
+    settings: dict[str, object] = {
+        "kind": kind,
+        "version": FEATURE_SETTINGS_VERSION,
+        "sr_hz": SAMPLE_RATE_HZ,
+        "clip_duration_s": CLIP_DURATION_S,
+        "clip_position": "middle",
+        "n_fft": N_FFT,
+        "hop_length": HOP_LENGTH,
+    }
+    if kind == "mel":
+        settings.update(n_mels=N_MELS, fmin_hz=MEL_FMIN_HZ, top_db=MEL_TOP_DB)
+    else:
+        from importlib.metadata import version
+
+        librosa_version = version("librosa")
+        names = "\n".join(HANDCRAFTED_FEATURE_NAMES)
+        settings.update(
+            names_sha=hashlib.sha256(names.encode()).hexdigest()[:12],
+            librosa=".".join(librosa_version.split(".")[:2]),
+            cqt=[CQT_FMIN_HZ, CQT_BINS_PER_OCTAVE, CQT_N_OCTAVES],
+            mfcc=[MFCC_N_MELS, N_MFCC],
+        )
+    return settings
+
+
+def feature_cache_dir(cache_dir: str | os.PathLike, kind: FeatureKind) -> Path:
+    """The folder holding one ``<fingerprint>.npy`` per track for ``kind``.
+
+    ``<cache_dir>/<kind>-<hash of the settings>/``: changing any feature setting (or
+    :data:`FEATURE_SETTINGS_VERSION`) moves to a new folder, so stale features are never read.
+    A ``settings.json`` in the folder records the settings for humans.
+
+    Parameters
+    ----------
+    cache_dir : str or path-like
+        Root of the feature cache, e.g. ``<catalogue>/.songsim/features``.
+    kind : {"handcrafted", "mel"}
+
+    Returns
+    -------
+    Path
+    """
+    _check_kind(kind)
+    blob = json.dumps(_settings(kind), sort_keys=True)
+    return Path(cache_dir) / f"{kind}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
+
+
+def feature_cache_path(cache_dir: str | os.PathLike, kind: FeatureKind, fingerprint: str) -> Path:
+    """Where the ``kind`` features of the audio with content ``fingerprint`` are cached.
+
+    Parameters
+    ----------
+    cache_dir : str or path-like
+        Root of the feature cache.
+    kind : {"handcrafted", "mel"}
+    fingerprint : str
+        Content fingerprint of the audio file (:func:`songsim.audio.file_fingerprint`).
+
+    Returns
+    -------
+    Path
+        ``feature_cache_dir(cache_dir, kind) / f"{fingerprint}.npy"``.
+    """
+    _check_fingerprint(fingerprint)
+    return feature_cache_dir(cache_dir, kind) / f"{fingerprint}.npy"
+
+
+def _check_fingerprint(fingerprint: str) -> None:
+    if not isinstance(fingerprint, str) or not _FINGERPRINT_RE.match(fingerprint):
+        raise ValueError(
+            f"fingerprint must be 1-128 characters of [0-9A-Za-z_-], got {fingerprint!r}"
+        )
+
+
+def _load_cached(path: Path, kind: str, mmap_mode: Literal["r"] | None) -> np.ndarray | None:
+    """The cached array, or ``None`` if absent or unusable (then it is recomputed)."""
+    try:
+        array = np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    if array.dtype != np.float32:
+        return None
+    if kind == "handcrafted" and array.shape != (HANDCRAFTED_DIM,):
+        return None
+    if kind == "mel" and (array.ndim != 2 or array.shape[0] != N_MELS or array.shape[1] == 0):
+        return None
+    return array
+
+
+def _compute_and_store(path: str, kind: str, out_path: str) -> str | None:
+    """Decode ``path``, compute ``kind`` and write it atomically to ``out_path``.
+
+    Runs in pool workers, hence top-level and returning a reason string (``None`` = success)
+    instead of raising: one bad file must not stop the others.
+    """
+    try:
+        clip = load_clip(path, sr_hz=SAMPLE_RATE_HZ, duration_s=CLIP_DURATION_S, position="middle")
+        features = compute_features(clip, kind=kind, sr_hz=SAMPLE_RATE_HZ)  # type: ignore[arg-type]
+    except SongsimError as error:
+        return _reason(error, path)
+    except MemoryError:
+        return "out of memory while analysing it"
+    except Exception as error:  # noqa: BLE001 - report, keep going with the other files
+        return f"unexpected {type(error).__name__}: {error}"
+    try:
+        with atomic_write(out_path) as handle:
+            np.save(handle, np.ascontiguousarray(features, dtype=np.float32), allow_pickle=False)
+    except OSError as error:
+        return f"cannot write the feature cache file {out_path} ({error.strerror or error})"
+    return None
+
+
+def _reason(error: Exception, path: str) -> str:
+    """The error message without the leading ``<path>: `` (the report already names it)."""
+    text = str(error)
+    prefix = f"{path}: "
+    return text[len(prefix):] if text.startswith(prefix) else text
+
+
+def _default_n_jobs() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def extract_features(
+    paths: Sequence[str | os.PathLike],
+    fingerprints: Sequence[str],
+    *,
+    kind: FeatureKind,
+    cache_dir: str | os.PathLike,
+    n_jobs: int | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    mmap_mode: Literal["r"] | None = None,
+) -> np.ndarray | list[np.ndarray]:
+    """Features of many audio files, computing only those not cached yet.
+
+    Each track is decoded with :func:`songsim.audio.load_clip` (the middle
+    ``CLIP_DURATION_S`` seconds, mono, ``SAMPLE_RATE_HZ``) and its features are stored as
+    ``feature_cache_path(cache_dir, kind, fingerprint)`` -- one ``.npy`` per track, written
+    atomically, so an interrupted run loses at most the tracks in progress and the next run
+    resumes. Tracks with the same fingerprint are computed once. Missing tracks are spread
+    over ``n_jobs`` worker processes (joblib's reusable loky pool, kept warm between calls);
+    batches smaller than :data:`MIN_TRACKS_FOR_POOL` run in this process. The result is
+    bit-identical whatever ``n_jobs``.
+
+    Parameters
+    ----------
+    paths : sequence of str or path-like [length n_tracks]
+        Audio files (WAV, FLAC, OGG/Vorbis, MP3).
+    fingerprints : sequence of str [length n_tracks]
+        Content fingerprint of each file (:func:`songsim.audio.file_fingerprint`): the cache
+        key, so a file whose content changed gets a new fingerprint and is recomputed.
+    kind : {"handcrafted", "mel"}
+        Which features: see :func:`compute_features`.
+    cache_dir : str or path-like
+        Root of the feature cache, e.g. ``<catalogue>/.songsim/features``; the files live in
+        a per-kind, per-settings sub-folder (:func:`feature_cache_dir`).
+    n_jobs : int, optional
+        Worker processes; ``None`` or ``-1`` uses every core available to this process.
+    on_progress : callable(done, total), optional
+        Called with ``(n_tracks_done, n_tracks)``: once at the start (cached tracks count as
+        done) and after each track computed, successfully or not.
+    mmap_mode : {None, "r"}
+        ``"r"`` memory-maps the cached arrays read-only instead of loading them (useful for
+        the mel spectrograms of a large catalogue).
+
+    Returns
+    -------
+    np.ndarray [shape=(n_tracks, HANDCRAFTED_DIM), dtype=float32]
+        For ``kind="handcrafted"``, rows in input order.
+    list of np.ndarray [length n_tracks, each shape=(N_MELS, n_frames), dtype=float32]
+        For ``kind="mel"``, in input order; ``n_frames`` is 1 292 for a track of 30 s or
+        more and fewer for a shorter one, so the arrays are not stacked.
+
+    Raises
+    ------
+    FeatureExtractionError
+        After every other track was computed and cached: lists each file that failed
+        (unreadable, silent, too short, ...) with its reason (``.failures``).
+    ValueError
+        ``paths`` and ``fingerprints`` differ in length, an unknown ``kind`` or a malformed
+        fingerprint.
+    """
+    _check_kind(kind)
+    paths = [str(p) for p in paths]
+    fingerprints = list(fingerprints)
+    if len(paths) != len(fingerprints):
+        raise ValueError(
+            f"paths and fingerprints differ in length: {len(paths)} != {len(fingerprints)}"
+        )
+    for fingerprint in fingerprints:
+        _check_fingerprint(fingerprint)
+    if mmap_mode not in (None, "r"):
+        raise ValueError(f"mmap_mode must be None or 'r', got {mmap_mode!r}")
+    workers = _default_n_jobs() if n_jobs is None or n_jobs == -1 else int(n_jobs)
+    if workers < 1:
+        raise ValueError(f"n_jobs must be a positive integer, -1 or None, got {n_jobs!r}")
+    n_tracks = len(paths)
+    folder = feature_cache_dir(cache_dir, kind)
+    _prepare_folder(folder, kind)
+
+    loaded: dict[str, np.ndarray] = {}
+    todo: dict[str, str] = {}  # fingerprint -> first path with that content
+    for path, fingerprint in zip(paths, fingerprints):
+        if fingerprint in loaded or fingerprint in todo:
+            continue
+        array = _load_cached(folder / f"{fingerprint}.npy", kind, mmap_mode)
+        if array is None:
+            todo[fingerprint] = path
+        else:
+            loaded[fingerprint] = array
+    tracks_of = _count_by_fingerprint(fingerprints)
+    done = sum(tracks_of[fp] for fp in loaded)
+    if on_progress is not None:
+        on_progress(done, n_tracks)
+
+    failed: dict[str, str] = {}  # fingerprint -> reason
+    workers = min(workers, len(todo))
+    jobs = [(fp, path, str(folder / f"{fp}.npy")) for fp, path in todo.items()]
+
+    def finished(fingerprint: str, reason: str | None) -> None:
+        nonlocal done
+        if reason is not None:
+            failed[fingerprint] = reason
+        done += tracks_of[fingerprint]
+        if on_progress is not None:
+            on_progress(done, n_tracks)
+
+    if workers <= 1 or len(jobs) < MIN_TRACKS_FOR_POOL:
+        for fingerprint, path, out_path in jobs:
+            finished(fingerprint, _compute_and_store(path, kind, out_path))
+    else:
+        _run_pool(jobs, kind, workers, finished)
+
+    if failed:
+        failures = {}
+        for path, fingerprint in zip(paths, fingerprints):
+            if fingerprint in failed and path not in failures:
+                failures[path] = failed[fingerprint]
+        raise FeatureExtractionError(failures, n_tracks)
+
+    for fingerprint in todo:
+        array = _load_cached(folder / f"{fingerprint}.npy", kind, mmap_mode)
+        if array is None:  # deleted under our feet: say so rather than return garbage
+            raise SongsimError(
+                f"{todo[fingerprint]}: its features were computed but "
+                f"{folder / (fingerprint + '.npy')} cannot be read back. Check the disk "
+                "(space, permissions, another process cleaning the folder) and run again."
+            )
+        loaded[fingerprint] = array
+    if kind == "handcrafted":
+        if n_tracks == 0:
+            return np.zeros((0, HANDCRAFTED_DIM), dtype=np.float32)
+        return np.stack([loaded[fp] for fp in fingerprints]).astype(np.float32, copy=False)
+    return [loaded[fp] for fp in fingerprints]
+
+
+def _count_by_fingerprint(fingerprints: Sequence[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for fingerprint in fingerprints:
+        counts[fingerprint] = counts.get(fingerprint, 0) + 1
+    return counts
+
+
+def _prepare_folder(folder: Path, kind: str) -> None:
+    """Create the cache folder and its ``settings.json``; a clear error if it is not writable."""
+    target = folder / "settings.json"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            return
+        with atomic_write(target) as handle:
+            handle.write(json.dumps(_settings(kind), indent=2, sort_keys=True).encode())
+    except OSError as error:
+        raise SongsimError(
+            f"{folder}: cannot write the feature cache ({error.strerror or error}). "
+            "Check that the catalogue folder is writable and the disk is not full."
+        ) from error
+
+
+def _compute_job(fingerprint: str, path: str, kind: str, out_path: str) -> tuple[str, str | None]:
+    """Pool task: :func:`_compute_and_store` tagged with its fingerprint (results come back
+    in completion order)."""
+    return fingerprint, _compute_and_store(path, kind, out_path)
+
+
+def _run_pool(
+    jobs: list[tuple[str, str, str]],
+    kind: str,
+    workers: int,
+    finished: Callable[[str, str | None], None],
+) -> None:
+    """Run ``jobs`` (fingerprint, path, out_path) on joblib's reusable loky process pool.
+
+    loky rather than a bare ``ProcessPoolExecutor``: its workers are started by fork+exec
+    (safe from a multithreaded app such as Streamlit), it does not re-run an unguarded
+    ``__main__`` script in the workers, and the workers stay warm between calls (librosa's
+    imports and numba caches cost seconds per cold worker). Tasks are dispatched lazily, so
+    leaving early (an exception from ``on_progress``, Ctrl-C) cancels the rest; finished
+    tracks are already on disk.
+    """
+    from joblib import Parallel, delayed
+
+    results = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")(
+        delayed(_compute_job)(fingerprint, path, kind, out_path)
+        for fingerprint, path, out_path in jobs
+    )
+    pending = {fingerprint for fingerprint, _, _ in jobs}
+    try:
+        while pending:
+            try:
+                fingerprint, reason = next(results)
+            except StopIteration:
+                break
+            except Exception as error:  # noqa: BLE001 - the pool broke (a worker died)
+                reason = (
+                    f"a worker process failed while this file was queued or being analysed "
+                    f"({type(error).__name__}: {str(error).strip()[:200]}; out of memory? a "
+                    "decoder crash?); run again, with n_jobs=1 to find the culprit if it recurs"
+                )
+                for fingerprint in sorted(pending):
+                    finished(fingerprint, reason)
+                return
+            pending.discard(fingerprint)
+            finished(fingerprint, reason)
+    finally:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()

@@ -1,0 +1,185 @@
+"""Queries against a built catalogue: a catalogue track or an uploaded song → its top-k.
+
+Used by the Explore page and by ``python -m songsim query``, so both give the same answer.
+An upload goes down exactly the catalogue path: decode → features (same per-content cache)
+→ the space's *fitted* transform → the same neighbour index.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from songsim import config
+from songsim.audio import bytes_fingerprint, load_clip
+from songsim.build import space_inputs
+from songsim.catalogue import Catalogue
+from songsim.errors import AudioDecodeError
+from songsim.neighbours import ExactIndex, Neighbours, exclusion_mask
+from songsim.spaces import Space
+
+#: columns of a neighbour table besides rank and score
+TRACK_COLUMNS = ("track_id", "title", "artist", "album", "year", "genre", "emotion", "path")
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An uploaded song, stored under its content hash.
+
+    Attributes
+    ----------
+    fingerprint : str
+        Content hash of the uploaded bytes; also its file name in ``.songsim/uploads``.
+    path : Path
+        The stored copy (never the user's file name).
+    name : str
+        The user's file name, for display only.
+    catalogue_row : int or None
+        Row of the catalogue track with identical audio, if any (then it is excluded from
+        its own neighbours, like a catalogue query).
+    """
+
+    fingerprint: str
+    path: Path
+    name: str
+    catalogue_row: int | None
+
+
+def store_upload(catalogue: Catalogue, data: bytes, filename: str) -> Upload:
+    """Validate an uploaded file and store it under ``.songsim/uploads/<content hash><ext>``.
+
+    The file is decoded first (raising a clear :class:`~songsim.errors.AudioError` naming
+    ``filename``), so a bad upload never lands in the store.
+    """
+    extension = Path(filename).suffix.lower()
+    if extension not in config.AUDIO_EXTENSIONS:
+        raise AudioDecodeError(
+            f"{filename}: unsupported format {extension or '(no extension)'!r}; upload one of "
+            f"{', '.join(config.AUDIO_EXTENSIONS)} (convert other formats, e.g. with ffmpeg)."
+        )
+    load_clip(data, name=filename)
+    fingerprint = bytes_fingerprint(data)
+    folder = catalogue.derived_dir / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{fingerprint}{extension}"
+    if not path.exists():
+        tmp = path.with_suffix(extension + ".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    fingerprints = catalogue.audio_fingerprints()
+    row = fingerprints.index(fingerprint) if fingerprint in fingerprints else None
+    return Upload(fingerprint=fingerprint, path=path, name=filename, catalogue_row=row)
+
+
+def embed_upload(catalogue: Catalogue, space: Space, upload: Upload) -> np.ndarray:
+    """The vector of an uploaded song in ``space``, (dim,) float32, via the fitted transform."""
+    inputs = space_inputs(
+        type(space),
+        catalogue,
+        paths=[upload.path],
+        fingerprints=[upload.fingerprint],
+        keys=[upload.fingerprint],
+        n_jobs=1,
+    )
+    return space.transform(inputs)[0]
+
+
+def neighbours_of(
+    catalogue: Catalogue,
+    index: ExactIndex,
+    *,
+    vector: np.ndarray,
+    query_row: int | None = None,
+    k: int = 5,
+    exclude_artist: bool = False,
+    query_artist: str | None = None,
+) -> Neighbours:
+    """Top-``k`` of ``vector`` in ``index`` (an exact or annoy index over the catalogue).
+
+    The query row (a catalogue query, or an upload identical to a catalogue track) is never
+    returned; with ``exclude_artist`` every track of the query's artist is left out too.
+    """
+    if query_artist is None and query_row is not None:
+        query_artist = catalogue.labels("artist")[query_row]
+    mask = exclusion_mask(
+        len(catalogue),
+        query_row=query_row,
+        artists=catalogue.labels("artist") if exclude_artist else None,
+        query_artist=query_artist if exclude_artist else None,
+    )
+    return index.query(np.asarray(vector, dtype=np.float32), k=k, exclude=mask)
+
+
+def neighbour_table(catalogue: Catalogue, found: Neighbours) -> pd.DataFrame:
+    """The neighbours as a table: rank (1-based), score and the tracks' metadata."""
+    columns = [c for c in TRACK_COLUMNS if c in catalogue.tracks]
+    table = catalogue.tracks.iloc[found.indices][columns].reset_index(drop=True)
+    table.insert(0, "rank", np.arange(1, len(table) + 1))
+    table.insert(1, "score", found.scores.astype(float))
+    return table
+
+
+def table_records(table: pd.DataFrame) -> list[dict]:
+    """A neighbour table as JSON-ready records (missing values as ``None``)."""
+    clean = table.astype(object).where(table.notna(), None)
+    return [{k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()} for row in clean.to_dict("records")]
+
+
+@dataclass(frozen=True)
+class ResolvedQuery:
+    """A query ready to search: where it is in the space and on the map.
+
+    Attributes
+    ----------
+    vector : np.ndarray [shape=(dim,), float32]
+        The query in the space.
+    point : np.ndarray [shape=(2,), float32]
+        The query on the map (a catalogue point, or an upload placed by ``transform``).
+    row : int or None
+        Its catalogue row (never returned as its own neighbour), ``None`` for a new song.
+    audio_path : Path
+        What the query player plays.
+    label : str
+        "artist — title" for a catalogue song, the file name for an upload.
+    """
+
+    vector: np.ndarray
+    point: np.ndarray
+    row: int | None
+    audio_path: Path
+    label: str
+
+
+def track_label(catalogue: Catalogue, row: int) -> str:
+    """"artist — title" of a catalogue row, falling back to the track id."""
+    artist, title = catalogue.labels("artist")[row], catalogue.labels("title")[row]
+    name = title or catalogue.track_ids[row]
+    return f"{artist} — {name}" if artist else name
+
+
+def resolve_track(catalogue: Catalogue, space: Space, coords: np.ndarray, track_id: str) -> ResolvedQuery:
+    """A catalogue track as a query; ``coords`` (n_tracks, 2) are the map's coordinates."""
+    row = catalogue.row_of(track_id)
+    return ResolvedQuery(
+        vector=space.vectors_[row],
+        point=np.asarray(coords[row], dtype=np.float32),
+        row=row,
+        audio_path=Path(catalogue.tracks["path"].iloc[row]),
+        label=track_label(catalogue, row),
+    )
+
+
+def resolve_upload(catalogue: Catalogue, space: Space, fitted_map, upload: Upload) -> ResolvedQuery:
+    """An upload as a query, embedded and placed on the map through the fitted objects."""
+    vector = embed_upload(catalogue, space, upload)
+    return ResolvedQuery(
+        vector=vector,
+        point=fitted_map.transform(vector[None, :])[0],
+        row=upload.catalogue_row,
+        audio_path=upload.path,
+        label=upload.name,
+    )

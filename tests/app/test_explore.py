@@ -1,0 +1,82 @@
+"""The Explore page as a user drives it, through Streamlit's AppTest."""
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+
+
+@pytest.fixture
+def app(built_catalogue, monkeypatch):
+    monkeypatch.setenv("SONGSIM_CATALOGUE", str(built_catalogue))
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def audio_count(at) -> int:
+    return len(at.get("audio"))
+
+
+def markdown_text(at) -> str:
+    return "\n".join(m.value for m in at.markdown)
+
+
+def test_opens_with_a_query_its_map_and_six_players(app):
+    assert audio_count(app) == 6  # the query and its top-5
+    assert len(app.get("plotly_chart")) == 1
+    assert "Query" in [h.value for h in app.subheader]
+    assert "1. " in markdown_text(app) and "5. " in markdown_text(app)
+    assert any("trustworthiness" in c.value for c in app.caption)
+
+
+def test_search_picks_the_query(app):
+    app.selectbox(key="search").set_value("drums-03").run()
+    assert not app.exception
+    assert "Drums Artist 2 — Song 13" in markdown_text(app)
+    assert audio_count(app) == 6
+
+
+def test_click_on_the_map_picks_the_query(app):
+    app.session_state["map"] = {"selection": {"points": [{"customdata": ["bass-04"]}]}}
+    app.run()
+    assert not app.exception
+    assert "Bass Artist 1 — Song 24" in markdown_text(app)
+
+
+def test_upload_places_a_new_song_and_lists_neighbours(app):
+    t = np.arange(22050 * 8) / 22050
+    buffer = io.BytesIO()
+    sf.write(buffer, (0.4 * np.sin(2 * np.pi * 330 * t) * np.exp(-((t * 4) % 1) * 6)).astype(np.float32), 22050, format="WAV")
+    app.file_uploader(key="upload").set_value(("my-tune.wav", buffer.getvalue(), "audio/wav")).run()
+    assert not app.exception
+    assert not app.error
+    assert "**my-tune.wav**" in markdown_text(app)
+    assert audio_count(app) == 6
+
+
+def test_bad_upload_shows_an_error_not_a_traceback(app):
+    app.file_uploader(key="upload").set_value(("broken.wav", b"RIFF\x00\x00junk" * 50, "audio/wav")).run()
+    assert not app.exception
+    assert app.error and "broken.wav" in app.error[0].value
+    assert audio_count(app) == 6  # the previous query still plays
+
+
+@pytest.mark.parametrize("method", ["pca", "tsne", "umap"])
+def test_every_map_method_colouring_and_toggle_renders(app, method):
+    app.radio(key="method").set_value(method).run()
+    for colour in app.radio(key="colour_by").options:
+        app.radio(key="colour_by").set_value(colour).run()
+        assert not app.exception
+    app.radio(key="where").set_value("map").run()
+    app.radio(key="metric").set_value("euclidean").run()
+    app.toggle(key="exclude_artist").set_value(True).run()
+    assert not app.exception
+    assert audio_count(app) == 6
+    assert "Top-5 in the 2-D map" in [h.value for h in app.subheader]
