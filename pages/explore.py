@@ -14,6 +14,7 @@ from songsim.query import (
     resolve_upload,
     store_upload,
     track_label,
+    track_labels,
 )
 
 MAP_METHODS = {"umap": "UMAP", "tsne": "t-SNE", "pca": "PCA"}
@@ -24,6 +25,13 @@ catalogue = load_catalogue_cached(root)
 space_name = st.session_state["space_name"]
 space = load_space_cached(root, space_name)
 st.session_state.setdefault("query", {"kind": "track", "track_id": catalogue.track_ids[0]})
+
+
+@st.cache_resource(show_spinner=False)
+def search_labels(root: str) -> dict[str, str]:
+    """The search box's label of every track id: "artist — title (track id)"."""
+    catalogue = load_catalogue_cached(root)
+    return {tid: f"{label} ({tid})" for tid, label in zip(catalogue.track_ids, track_labels(catalogue))}
 
 
 def pick_from_search() -> None:
@@ -42,7 +50,7 @@ points = ((st.session_state.get("map") or {}).get("selection") or {}).get("point
 clicked = [p["customdata"] for p in points if p.get("customdata")]
 if clicked:
     track_id = clicked[0][0] if isinstance(clicked[0], list) else clicked[0]
-    if track_id != st.session_state.get("map_pick") and track_id in set(catalogue.track_ids):
+    if track_id != st.session_state.get("map_pick") and track_id in catalogue:
         st.session_state.map_pick = track_id
         st.session_state.query = {"kind": "track", "track_id": track_id}
 
@@ -55,7 +63,7 @@ with search_column:
         index=None,
         key="search",
         placeholder="type a title or an artist…",
-        format_func=lambda tid: f"{track_label(catalogue, catalogue.row_of(tid))} ({tid})",
+        format_func=search_labels(root).get,
         on_change=pick_from_search,
     )
 with upload_column:
@@ -69,7 +77,7 @@ if uploaded is not None and uploaded.file_id != st.session_state.get("upload_han
     except SongsimError as exc:
         st.error(str(exc))
 
-controls = st.columns([2, 2, 2, 2, 1])
+controls = st.columns([2, 3, 3, 2])
 method = controls[0].radio("Map", list(MAP_METHODS), format_func=MAP_METHODS.get, horizontal=True, key="method")
 colours = colour_options(catalogue)
 colour_by = controls[1].radio("Colour by", colours or ["none"], horizontal=True, key="colour_by")
@@ -79,7 +87,7 @@ where = controls[2].radio(
     help="The map squeezes the space into 2-D; compare both to see where the picture misleads.",
 )
 metric = controls[3].radio("Similarity", ["cosine", "euclidean"], horizontal=True, key="metric")
-exclude_artist = controls[4].toggle("Artist filter", key="exclude_artist", help="Leave out the query's own artist (MIREX).")
+exclude_artist = controls[3].toggle("Artist filter", key="exclude_artist", help="Leave out the query's own artist (MIREX).")
 
 fitted = load_map_cached(root, space_name, method)
 query = st.session_state.query

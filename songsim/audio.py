@@ -18,12 +18,9 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import Literal
 
 import numpy as np
 import soundfile as sf
@@ -37,6 +34,7 @@ from songsim.config import (
     SAMPLE_RATE_HZ,
     SILENCE_DBFS,
 )
+from songsim.files import atomic_write
 from songsim.errors import (
     AudioDecodeError,
     AudioTooLongError,
@@ -49,7 +47,6 @@ __all__ = [
     "AudioInfo",
     "AudioSource",
     "FINGERPRINT_LENGTH",
-    "atomic_write",
     "audio_info",
     "bytes_fingerprint",
     "check_duration",
@@ -540,39 +537,6 @@ def write_clip(
     with atomic_write(path) as handle:
         sf.write(handle, data, int(sr_hz), format=fmt, subtype=subtype)
     return path
-
-
-@contextmanager
-def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
-    """Open a temporary file next to ``path`` for binary writing; on success it replaces ``path``.
-
-    The data is flushed and fsynced before ``os.replace``, so a reader never sees a partial
-    file and a crash (or an exception inside the ``with`` block) leaves the previous version
-    of ``path`` intact and no stray temporary file behind (except after a hard kill, when a
-    hidden ``.<name>.<random>.tmp`` may remain). Parent folders are created.
-
-    Parameters
-    ----------
-    path : str or path-like
-        Final destination.
-
-    Yields
-    ------
-    BinaryIO
-        The open temporary file.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
-    try:
-        with open(tmp, "xb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def normalise_loudness(clip: np.ndarray, *, target_dbfs: float = -20.0) -> np.ndarray:

@@ -7,8 +7,6 @@ the whole set), and a crash loses nothing already stored: every file is written 
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +15,7 @@ from pathlib import Path
 from songsim import config
 from songsim.catalogue import Catalogue, load_catalogue
 from songsim.features import extract_features
+from songsim.files import read_json, write_json
 from songsim.maps import FittedMap, fit_map, load_map, save_map
 from songsim.spaces import (
     Space,
@@ -97,24 +96,20 @@ def map_path(catalogue: Catalogue, space_name: str, method: str) -> Path:
 def map_is_current(catalogue: Catalogue, space_name: str, method: str, *, seed: int = 0) -> bool:
     """Whether the stored map was fitted on the space's current fit."""
     key = stored_fit_key(space_dir(catalogue.derived_dir, space_name))
-    meta = map_path(catalogue, space_name, method).with_suffix(".json")
-    try:
-        return json.loads(meta.read_text())["fit_key"] == f"{key}-{method}-seed{seed}"
-    except (OSError, ValueError, KeyError):
-        return False
+    meta = read_json(map_path(catalogue, space_name, method).with_suffix(".json")) or {}
+    return meta.get("fit_key") == f"{key}-{method}-seed{seed}"
 
 
 def fit_and_store_map(catalogue: Catalogue, space: Space, method: str, *, seed: int = 0) -> FittedMap:
     """Fit a 2-D map of ``space`` and store it beside the space (atomically)."""
     fitted = fit_map(space.vectors_, method=method, seed=seed)
     path = map_path(catalogue, space.name, method)
-    path.parent.mkdir(parents=True, exist_ok=True)
     save_map(fitted, path)
     key = stored_fit_key(space_dir(catalogue.derived_dir, space.name))
-    meta = {"fit_key": f"{key}-{method}-seed{seed}", "trustworthiness": float(fitted.trustworthiness_)}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(meta))
-    os.replace(tmp, path.with_suffix(".json"))
+    write_json(
+        path.with_suffix(".json"),
+        {"fit_key": f"{key}-{method}-seed{seed}", "trustworthiness": float(fitted.trustworthiness_)},
+    )
     return fitted
 
 

@@ -12,7 +12,6 @@ the row order of ``tracks.csv``.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ import pandas as pd
 from songsim import config
 from songsim.audio import audio_info, file_fingerprint
 from songsim.errors import AudioError, CatalogueError, UnknownTrackError
+from songsim.files import read_json, write_json
 
 TRACKS_CSV = "tracks.csv"
 REQUIRED_COLUMNS = ("track_id", "path")
@@ -102,6 +102,9 @@ class Catalogue:
     def __len__(self) -> int:
         return len(self.tracks)
 
+    def __contains__(self, track_id: object) -> bool:
+        return track_id in self._row_by_id
+
     @property
     def track_ids(self) -> list[str]:
         """Track ids in row order."""
@@ -145,10 +148,7 @@ class Catalogue:
         (path, size, modification time): an unchanged file is never read twice.
         """
         cache_path = self.derived_dir / "file_hashes.json"
-        try:
-            cache = json.loads(cache_path.read_text())
-        except (OSError, ValueError):
-            cache = {}
+        cache = read_json(cache_path) or {}
         fingerprints, fresh = [], {}
         for path in self.tracks["path"]:
             stat = os.stat(path)
@@ -156,10 +156,7 @@ class Catalogue:
             fingerprints.append(cache.get(key) or file_fingerprint(Path(path)))
             fresh[key] = fingerprints[-1]
         if fresh != cache:
-            cache_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(fresh))
-            os.replace(tmp, cache_path)
+            write_json(cache_path, fresh)
         return fingerprints
 
     def fingerprint(self, audio_fingerprints: list[str] | None = None) -> str:

@@ -53,6 +53,7 @@ from songsim.synth import DRUM_BANK, Note, SoundFont
 GENERATOR_VERSION = 1  # bump whenever the output changes: a cached demo is then rebuilt
 GENRES = ("rock", "metal", "jazz", "blues", "house", "techno", "hiphop", "folk")
 ALBUMS_PER_ARTIST = 2
+_BUSES = ("drums", "bass", "comp", "lead", "pad")  # rendered and levelled separately
 TRACKS_CSV = "tracks.csv"
 MANIFEST_JSON = "demo.json"
 COLUMNS = (
@@ -236,168 +237,178 @@ class _Style:
 
 _STYLES: dict[str, tuple[_Style, ...]] = {
     "rock": (
-        _Style("band", (1967, 1972), (118, 152), ("standard",), "rock", ("pick_bass",), "root8",
-               ("overdrive_guitar", "rock_organ"), "power", ("overdrive_guitar", "rock_organ"),
-               ("mixo_rock", "one_four_five", "doo_wop"), ("aeolian", "minor_cadence"),
+        _Style("band", (1967, 1979), (118, 152), ("standard",), "rock", ("pick_bass",), "root8",
+               ("overdrive_guitar", "rock_organ", "clean_guitar"), "power",
+               ("overdrive_guitar", "rock_organ", "harmonica"),
+               ("mixo_rock", "one_four_five", "blues12"), ("aeolian", "minor_cadence"),
                ("mixolydian", "minor_pent"), (4, 9, 2, 7), (0.45, 0.1, 0.3, 0.15),
-               lead_register=69, room=(0.2, 0.8), jitter_ms=10, drive=1.5),
-        _Style("band", (1983, 1989), (108, 142), ("power",), "rock", ("finger_bass",), "root8",
-               ("distortion_guitar",), "power", ("distortion_guitar", "saw_lead"),
+               lead_register=69, room=(0.2, 0.8), jitter_ms=10, drive=1.2),
+        _Style("band", (1983, 1991), (108, 142), ("power", "standard"), "rock",
+               ("finger_bass", "pick_bass"), "root8", ("distortion_guitar", "overdrive_guitar"),
+               "power", ("distortion_guitar", "saw_lead", "overdrive_guitar"),
                ("power_major", "arena", "pop"), ("power_minor", "aeolian"),
                ("major", "minor"), (4, 9, 11, 2), (0.35, 0.1, 0.35, 0.2),
                pad=("synth_strings", "synth_brass"), lead_register=74, room=(0.35, 1.8),
-               jitter_ms=5, drive=1.0),
-        _Style("band", (1997, 2009), (96, 150), ("room",), "rock", ("pick_bass",), "root8",
-               ("clean_guitar", "steel_guitar"), "strum", ("clean_guitar", "piano",
-                                                            "glockenspiel"),
+               jitter_ms=5, drive=1.2),
+        _Style("band", (1996, 2012), (96, 150), ("room", "standard"), "rock", ("pick_bass",),
+               "root8", ("clean_guitar", "steel_guitar", "piano"), "strum",
+               ("clean_guitar", "piano", "glockenspiel", "violin"),
                ("pop", "sus_major", "one_four_five"), ("aeolian", "folk_minor"),
                ("major_pent", "minor"), (2, 7, 0, 9), (0.3, 0.25, 0.15, 0.3), meters=(4, 4, 3),
                lead_register=72, room=(0.15, 0.6), jitter_ms=7, motif_bars=2),
     ),
     "metal": (
-        _Style("dark", (1976, 1984), (124, 160), ("standard", "power"), "rock", ("pick_bass",),
-               "gallop", ("distortion_guitar",), "power", ("overdrive_guitar",
-                                                           "distortion_guitar"),
-               ("power_major", "mixo_rock"), ("power_minor", "aeolian", "andalusian"),
-               ("major", "harmonic_minor"), (4, 9, 2), (0.15, 0.0, 0.7, 0.15),
-               lead_register=76, lead_grid=0.25, room=(0.3, 1.5), jitter_ms=5, drive=2.0),
-        _Style("dark", (1987, 1992), (150, 196), ("power",), "metal", ("pick_bass",), "chug16",
-               ("distortion_guitar",), "chug", ("distortion_guitar",),
-               ("power_major",), ("phrygian_riff", "power_minor"), ("major", "phrygian"),
-               (4, 6, 2), (0.05, 0.0, 0.85, 0.1), lead_register=71, lead_grid=0.25,
-               room=(0.15, 0.7), jitter_ms=3, drive=3.0, mix=(0.0, -4.0, -1.0, -4.0, -9.0)),
+        _Style("dark", (1976, 1988), (120, 160), ("standard", "power"), "rock", ("pick_bass",),
+               "gallop", ("distortion_guitar", "overdrive_guitar"), "power",
+               ("overdrive_guitar", "distortion_guitar"), ("power_major", "mixo_rock"),
+               ("power_minor", "aeolian", "andalusian"), ("major", "harmonic_minor"),
+               (4, 9, 2), (0.15, 0.0, 0.7, 0.15), pad=("synth_strings",), lead_register=76,
+               lead_grid=0.25, room=(0.3, 1.5), jitter_ms=5, drive=1.3),
+        _Style("dark", (1986, 2001), (146, 192), ("power", "standard"), "metal",
+               ("pick_bass", "finger_bass"), "chug16", ("distortion_guitar",), "chug",
+               ("distortion_guitar", "overdrive_guitar"), ("power_major",),
+               ("phrygian_riff", "power_minor"), ("major", "phrygian"), (4, 6, 2),
+               (0.05, 0.0, 0.85, 0.1), lead_register=71, lead_grid=0.25, room=(0.2, 0.9),
+               jitter_ms=3, drive=2.0, mix=(0.0, -4.0, -2.0, -4.0, -9.0)),
         _Style("dark", (1971, 2006), (58, 82), ("standard", "room"), "halftime",
                ("pick_bass",), "sustain", ("distortion_guitar", "overdrive_guitar"), "power",
-               ("overdrive_guitar", "church_organ"), ("mixo_rock",), ("doom", "power_minor"),
-               ("mixolydian", "minor_pent"), (4, 2, 7), (0.0, 0.1, 0.3, 0.6),
-               pad=("church_organ",), lead_register=64, legato=1.0, density=(0.1, 0.6),
-               room=(0.4, 2.2), jitter_ms=9, drive=2.5, motif_bars=2),
+               ("overdrive_guitar", "church_organ", "rock_organ"), ("mixo_rock",),
+               ("doom", "power_minor"), ("mixolydian", "minor_pent"), (4, 2, 7),
+               (0.0, 0.1, 0.3, 0.6), pad=("church_organ", "slow_strings"), lead_register=64,
+               legato=1.0, density=(0.1, 0.6), room=(0.4, 2.2), jitter_ms=9, drive=1.6,
+               motif_bars=2),
     ),
     "jazz": (
-        _Style("leader", (1956, 1961), (150, 220), ("jazz",), "swing_ride", ("acoustic_bass",),
-               "walking", ("piano",), "charleston", ("alto_sax", "trumpet"),
-               ("rhythm_changes", "ii_v_i", "iii_vi_ii_v"), ("minor_ii_v_i",),
-               ("major", "dorian"), (5, 10, 3, 0), (0.55, 0.2, 0.15, 0.1), swing=0.64,
-               lead_register=70, room=(0.2, 1.0), jitter_ms=10, density=(0.4, 0.95),
-               mix=(-5.0, -3.0, -5.0, 0.0, -9.0), motif_bars=2),
-        _Style("leader", (1959, 1977), (62, 104), ("brush",), "brush", ("acoustic_bass",),
-               "walking", ("piano", "jazz_guitar"), "block", ("tenor_sax", "muted_trumpet",
-                                                              "vibes"),
+        _Style("leader", (1956, 1966), (150, 220), ("jazz", "standard"), "swing_ride",
+               ("acoustic_bass",), "walking", ("piano", "jazz_guitar"), "charleston",
+               ("alto_sax", "trumpet", "tenor_sax"), ("rhythm_changes", "ii_v_i", "iii_vi_ii_v"),
+               ("minor_ii_v_i",), ("major", "dorian"), (5, 10, 3, 0), (0.55, 0.2, 0.15, 0.1),
+               swing=0.64, lead_register=70, room=(0.2, 1.0), jitter_ms=10,
+               density=(0.4, 0.95), mix=(-4.0, -3.0, -5.0, 0.0, -9.0), motif_bars=2),
+        _Style("leader", (1959, 1979), (62, 104), ("brush", "jazz"), "brush",
+               ("acoustic_bass", "fretless_bass"), "walking", ("piano", "jazz_guitar", "epiano"),
+               "block", ("tenor_sax", "muted_trumpet", "vibes", "flute"),
                ("ii_v_i", "iii_vi_ii_v"), ("minor_ii_v_i", "dorian_vamp"),
                ("major", "dorian"), (5, 10, 3, 8), (0.1, 0.45, 0.0, 0.45), meters=(4, 4, 3),
                swing=0.6, lead_register=67, room=(0.3, 1.4), jitter_ms=12, legato=1.0,
-               density=(0.15, 0.6), mix=(-7.0, -3.0, -4.0, 0.0, -9.0), motif_bars=2),
+               density=(0.15, 0.6), mix=(-6.0, -3.0, -4.0, 0.0, -9.0), motif_bars=2),
         _Style("leader", (1965, 1978), (96, 140), ("standard", "room"), "shuffle",
-               ("finger_bass", "acoustic_bass"), "walking", ("perc_organ", "epiano"),
-               "shuffle_comp", ("tenor_sax", "jazz_guitar"),
+               ("finger_bass", "acoustic_bass"), "walking", ("perc_organ", "epiano", "piano"),
+               "shuffle_comp", ("tenor_sax", "jazz_guitar", "overdrive_guitar"),
                ("blues12", "ii_v_i", "neo_soul"), ("minor_blues", "dorian_vamp"),
                ("mixolydian", "dorian"), (5, 10, 0, 7), (0.4, 0.25, 0.2, 0.15),
                meters=(4, 4, 5), swing=0.6, lead_register=67, room=(0.2, 0.9), jitter_ms=8,
-               mix=(-4.0, -3.0, -4.0, 0.0, -9.0)),
+               mix=(-3.0, -3.0, -4.0, 0.0, -9.0)),
     ),
     "blues": (
-        _Style("bluesman", (1955, 1962), (68, 104), ("brush",), "brush", ("steel_guitar",),
-               "boogie", ("steel_guitar",), "shuffle_comp", ("harmonica",),
-               ("blues12", "blues12_quick"), ("minor_blues",), ("blues", "minor_pent"),
-               (4, 9, 7), (0.15, 0.3, 0.05, 0.5), swing=0.66, lead_register=67,
-               call_response=True, room=(0.1, 0.5), jitter_ms=14, drumless=0.5,
-               mix=(-8.0, -1.0, -4.0, 0.0, -9.0)),
-        _Style("bluesman", (1958, 1967), (96, 132), ("standard",), "shuffle", ("finger_bass",),
-               "boogie", ("piano", "clean_guitar"), "shuffle_comp",
-               ("overdrive_guitar", "harmonica", "tenor_sax"),
+        _Style("bluesman", (1955, 1966), (68, 104), ("brush", "standard"), "brush",
+               ("steel_guitar", "acoustic_bass"), "boogie",
+               ("steel_guitar", "piano", "honky_tonk"), "shuffle_comp",
+               ("harmonica", "steel_guitar", "clarinet"), ("blues12", "blues12_quick"),
+               ("minor_blues",), ("blues", "minor_pent"), (4, 9, 7), (0.15, 0.3, 0.05, 0.5),
+               swing=0.66, lead_register=67, call_response=True, room=(0.1, 0.5),
+               jitter_ms=14, drumless=0.4, mix=(-6.0, -1.0, -4.0, 0.0, -9.0)),
+        _Style("bluesman", (1958, 1972), (96, 132), ("standard", "room"), "shuffle",
+               ("finger_bass", "acoustic_bass"), "boogie", ("piano", "clean_guitar", "organ"),
+               "shuffle_comp", ("overdrive_guitar", "harmonica", "tenor_sax"),
                ("blues12_quick", "blues12"), ("minor_blues",), ("blues", "minor_pent"),
                (4, 9, 7, 0), (0.4, 0.1, 0.3, 0.2), swing=0.64, lead_register=69,
                call_response=True, room=(0.2, 0.9), jitter_ms=9, drive=0.8),
         _Style("bluesman", (1970, 1993), (58, 120), ("room", "standard"), "shuffle",
-               ("pick_bass",), "root8", ("organ", "overdrive_guitar"), "pad",
-               ("overdrive_guitar",), ("blues12", "mixo_rock"), ("minor_blues", "aeolian"),
-               ("blues", "minor_pent"), (4, 9, 2), (0.1, 0.15, 0.35, 0.4), swing=0.62,
-               lead_register=67, call_response=True, room=(0.3, 1.4), jitter_ms=8, drive=1.5,
-               legato=1.0),
+               ("pick_bass",), "root8", ("organ", "overdrive_guitar", "epiano"), "pad",
+               ("overdrive_guitar", "distortion_guitar"), ("blues12", "mixo_rock"),
+               ("minor_blues", "aeolian"), ("blues", "minor_pent"), (4, 9, 2),
+               (0.1, 0.15, 0.35, 0.4), swing=0.62, lead_register=67, call_response=True,
+               room=(0.3, 1.4), jitter_ms=8, drive=1.2, legato=1.0),
     ),
     "house": (
-        _Style("dj", (1987, 1991), (118, 126), ("tr808", "electronic"), "four_floor",
-               ("synth_bass",), "offbeat", ("piano", "organ"), "stabs",
-               ("choir", "synth_brass", "piano"), ("house_major", "pop", "doo_wop"),
+        _Style("dj", (1987, 1994), (118, 126), ("tr808", "electronic"), "four_floor",
+               ("synth_bass", "finger_bass"), "offbeat", ("piano", "organ", "epiano"), "stabs",
+               ("choir", "synth_brass", "piano", "strings"), ("house_major", "pop", "doo_wop"),
                ("minor_vamp",), ("major_pent", "minor"), (0, 5, 7, 9), (0.65, 0.1, 0.15, 0.1),
                swing=0.55, swing_unit=0.25, lead_register=72, room=(0.15, 0.8), jitter_ms=2,
                pump=0.3, mix=(0.0, -2.0, -4.0, -4.0, -9.0)),
-        _Style("dj", (1996, 2004), (116, 124), ("electronic",), "four_floor",
-               ("finger_bass", "synth_bass2"), "offbeat", ("epiano",), "rhodes",
+        _Style("dj", (1996, 2007), (116, 124), ("electronic", "standard"), "four_floor",
+               ("finger_bass", "synth_bass2"), "offbeat", ("epiano", "jazz_guitar"), "rhodes",
                ("alto_sax", "vibes", "flute"), ("neo_soul", "house_major"),
                ("minor_ninths", "minor_vamp"), ("major", "dorian"), (2, 9, 5, 0),
                (0.25, 0.45, 0.05, 0.25), swing=0.56, swing_unit=0.25, pad=("warm_pad",),
                lead_register=70, room=(0.3, 1.6), jitter_ms=3, pump=0.35,
                density=(0.15, 0.7), mix=(0.0, -2.0, -4.0, -3.0, -8.0)),
-        _Style("dj", (2011, 2018), (124, 130), ("electronic",), "four_floor", ("synth_bass2",),
-               "offbeat", ("saw_lead", "poly_synth"), "stabs", ("square_lead", "fifths_lead"),
-               ("pop", "house_major"), ("aeolian", "techno_minor"), ("major", "minor"),
-               (1, 6, 8, 10), (0.5, 0.0, 0.4, 0.1), pad=("halo_pad",), lead_register=76,
+        _Style("dj", (2009, 2018), (124, 130), ("electronic", "tr808"), "four_floor",
+               ("synth_bass2", "synth_bass"), "offbeat", ("saw_lead", "poly_synth"), "stabs",
+               ("square_lead", "fifths_lead", "saw_lead"), ("pop", "house_major"),
+               ("aeolian", "techno_minor"), ("major", "minor"), (1, 6, 8, 10),
+               (0.5, 0.0, 0.4, 0.1), pad=("halo_pad", "synth_strings"), lead_register=76,
                lead_grid=0.25, room=(0.25, 1.3), jitter_ms=0, pump=0.6,
                mix=(0.0, -2.0, -3.0, -4.0, -8.0)),
     ),
     "techno": (
-        _Style("machine", (1988, 1994), (124, 134), ("electronic", "tr808"), "techno",
-               ("synth_bass",), "rolling16", ("synth_strings", "poly_synth"), "pad",
-               ("poly_synth", "crystal"), ("sus_major",), ("techno_minor", "minor_vamp"),
-               ("dorian", "minor"), (0, 5, 7, 9), (0.3, 0.2, 0.35, 0.15), lead_register=72,
-               lead_grid=0.25, room=(0.2, 1.2), jitter_ms=1, pump=0.2, legato=0.5,
-               mix=(0.0, -3.0, -6.0, -5.0, -9.0)),
-        _Style("machine", (2002, 2008), (122, 128), ("electronic",), "techno",
-               ("synth_bass2",), "offbeat", ("metal_pad", "kalimba"), "stabs",
-               ("kalimba", "marimba"), ("sus_major",), ("one_chord", "techno_minor"),
+        _Style("machine", (1988, 1997), (124, 134), ("electronic", "tr808"), "techno",
+               ("synth_bass", "synth_bass2"), "rolling16", ("synth_strings", "poly_synth"),
+               "pad", ("poly_synth", "crystal", "square_lead"), ("sus_major",),
+               ("techno_minor", "minor_vamp"), ("dorian", "minor"), (0, 5, 7, 9),
+               (0.3, 0.2, 0.35, 0.15), lead_register=72, lead_grid=0.25, room=(0.2, 1.2),
+               jitter_ms=1, pump=0.2, legato=0.5, mix=(0.0, -3.0, -6.0, -5.0, -9.0)),
+        _Style("machine", (2002, 2011), (122, 128), ("electronic", "tr808"), "techno",
+               ("synth_bass2",), "offbeat", ("metal_pad", "kalimba", "epiano"), "stabs",
+               ("kalimba", "marimba", "crystal"), ("sus_major",), ("one_chord", "techno_minor"),
                ("dorian", "minor_pent"), (2, 7, 9, 4), (0.05, 0.45, 0.2, 0.3),
-               lead_register=72, lead_grid=0.25, room=(0.3, 1.8), jitter_ms=0, pump=0.25,
-               density=(0.05, 0.6), legato=0.4, mix=(0.0, -3.0, -7.0, -6.0, -9.0)),
-        _Style("machine", (2014, 2020), (134, 146), ("power", "tr808"), "techno",
-               ("saw_lead",), "rolling16", ("charang",), "stabs", ("square_lead", "charang"),
-               ("sus_major",), ("one_chord", "phrygian_riff"), ("phrygian", "phrygian"),
-               (4, 5, 7), (0.0, 0.0, 0.8, 0.2), lead_register=67, lead_grid=0.25,
-               room=(0.2, 1.0), jitter_ms=0, drive=1.5, pump=0.4, legato=0.5,
+               pad=("warm_pad",), lead_register=72, lead_grid=0.25, room=(0.3, 1.8),
+               jitter_ms=0, pump=0.25, density=(0.05, 0.6), legato=0.4,
+               mix=(0.0, -3.0, -7.0, -6.0, -9.0)),
+        _Style("machine", (2012, 2020), (132, 146), ("power", "tr808"), "techno",
+               ("saw_lead", "synth_bass"), "rolling16", ("charang", "saw_lead",
+                                                        "distortion_guitar"),
+               "stabs", ("square_lead", "charang"), ("sus_major",),
+               ("one_chord", "phrygian_riff"), ("phrygian", "phrygian"), (4, 5, 7),
+               (0.0, 0.0, 0.8, 0.2), pad=("synth_strings",), lead_register=67,
+               lead_grid=0.25, room=(0.2, 1.0), jitter_ms=0, drive=1.5, pump=0.4, legato=0.5,
                mix=(0.0, -3.0, -5.0, -5.0, -9.0)),
     ),
     "hiphop": (
-        _Style("mc", (1992, 1997), (84, 98), ("standard", "room"), "boombap",
-               ("acoustic_bass", "finger_bass"), "hiphop", ("epiano", "vibes"), "rhodes",
-               ("muted_trumpet", "alto_sax", "vibes"), ("neo_soul", "iii_vi_ii_v"),
-               ("hiphop_minor", "minor_vamp"), ("major", "dorian"), (2, 5, 10, 0),
-               (0.3, 0.2, 0.3, 0.2), swing=0.6, swing_unit=0.25, lead_register=70,
-               room=(0.15, 0.8), jitter_ms=5, mix=(0.0, -2.0, -5.0, -4.0, -9.0),
-               motif_bars=2),
-        _Style("mc", (2016, 2020), (70, 86), ("brush", "jazz"), "boombap", ("finger_bass",),
-               "hiphop", ("epiano", "nylon_guitar"), "rhodes", ("vibes", "flute", "epiano"),
-               ("neo_soul", "ii_v_i"), ("minor_ninths", "minor_vamp"), ("major_pent", "dorian"),
-               (5, 10, 3, 8), (0.1, 0.5, 0.0, 0.4), swing=0.62, swing_unit=0.25,
-               pad=("warm_pad",), lead_register=72, room=(0.2, 1.0), jitter_ms=8, lofi=True,
-               density=(0.1, 0.6), mix=(0.0, -2.0, -3.0, -5.0, -10.0), motif_bars=2),
-        _Style("mc", (2015, 2019), (132, 150), ("tr808",), "trap", ("synth_bass",), "trap808",
-               ("choir", "warm_pad"), "pad", ("music_box", "tubular_bells", "glockenspiel"),
-               ("pop",), ("trap_minor", "aeolian"), ("major_pent", "harmonic_minor"),
-               (1, 3, 6, 8), (0.0, 0.05, 0.6, 0.35), lead_register=79, lead_grid=0.25,
-               room=(0.25, 1.5), jitter_ms=0, halftime=True,
-               mix=(0.0, 0.0, -7.0, -5.0, -9.0), motif_bars=2),
+        _Style("mc", (1991, 1999), (84, 98), ("standard", "room"), "boombap",
+               ("acoustic_bass", "finger_bass"), "hiphop", ("epiano", "vibes", "piano"),
+               "rhodes", ("muted_trumpet", "alto_sax", "vibes", "flute"),
+               ("neo_soul", "iii_vi_ii_v"), ("hiphop_minor", "minor_vamp"),
+               ("major", "dorian"), (2, 5, 10, 0), (0.3, 0.2, 0.3, 0.2), swing=0.6,
+               swing_unit=0.25, lead_register=70, room=(0.15, 0.8), jitter_ms=5,
+               mix=(-1.0, -2.0, -4.0, -3.0, -9.0), motif_bars=2),
+        _Style("mc", (2014, 2020), (70, 86), ("brush", "jazz", "room"), "boombap",
+               ("finger_bass", "acoustic_bass"), "hiphop", ("epiano", "nylon_guitar", "piano"),
+               "rhodes", ("vibes", "flute", "epiano", "tenor_sax"), ("neo_soul", "ii_v_i"),
+               ("minor_ninths", "minor_vamp"), ("major_pent", "dorian"), (5, 10, 3, 8),
+               (0.1, 0.5, 0.0, 0.4), swing=0.62, swing_unit=0.25, pad=("warm_pad",),
+               lead_register=72, room=(0.2, 1.0), jitter_ms=8, lofi=True,
+               density=(0.1, 0.6), mix=(-1.0, -2.0, -3.0, -4.0, -10.0), motif_bars=2),
+        _Style("mc", (2015, 2020), (132, 150), ("tr808", "electronic"), "trap",
+               ("synth_bass",), "trap808", ("choir", "warm_pad", "synth_strings"), "pad",
+               ("music_box", "tubular_bells", "glockenspiel", "square_lead"), ("pop",),
+               ("trap_minor", "aeolian"), ("major_pent", "harmonic_minor"), (1, 3, 6, 8),
+               (0.0, 0.05, 0.6, 0.35), lead_register=79, lead_grid=0.25, room=(0.25, 1.5),
+               jitter_ms=0, halftime=True, mix=(0.0, 0.0, -6.0, -5.0, -9.0), motif_bars=2),
     ),
     "folk": (
-        _Style("folk", (1958, 1974), (100, 144), ("brush",), "train", ("acoustic_bass",),
-               "root_fifth", ("steel_guitar",), "strum", ("fiddle", "banjo"),
-               ("folk_major", "country", "folk_long"), ("folk_minor",), ("major", "dorian"),
-               (7, 2, 9, 0), (0.65, 0.2, 0.05, 0.1), meters=(4, 3), lead_register=74,
-               lead_grid=0.25, room=(0.1, 0.5), jitter_ms=12, drumless=0.4,
-               mix=(-6.0, -3.0, -2.0, 0.0, -9.0)),
-        _Style("songwriter", (1970, 1977), (66, 108), ("brush",), "waltz",
-               ("acoustic_bass", "fretless_bass"), "root_fifth", ("nylon_guitar",
-                                                                  "steel_guitar"),
-               "fingerpick", ("flute", "harmonica", "piano"), ("folk_major", "sus_major", "pop"),
+        _Style("folk", (1958, 1975), (100, 144), ("brush", "standard"), "train",
+               ("acoustic_bass",), "root_fifth", ("steel_guitar", "piano"), "strum",
+               ("fiddle", "banjo", "harmonica"), ("folk_major", "country", "folk_long"),
+               ("folk_minor",), ("major", "dorian"), (7, 2, 9, 0), (0.65, 0.2, 0.05, 0.1),
+               meters=(4, 3), lead_register=74, lead_grid=0.25, room=(0.1, 0.5), jitter_ms=12,
+               drumless=0.3, mix=(-5.0, -3.0, -2.0, 0.0, -9.0)),
+        _Style("songwriter", (1969, 1983), (66, 108), ("brush", "room"), "waltz",
+               ("acoustic_bass", "fretless_bass"), "root_fifth",
+               ("nylon_guitar", "steel_guitar", "piano"), "fingerpick",
+               ("flute", "harmonica", "piano", "clean_guitar"), ("folk_major", "sus_major", "pop"),
                ("folk_minor", "aeolian"), ("major", "minor"), (2, 7, 4, 9),
-               (0.2, 0.4, 0.0, 0.4), meters=(4, 3), lead_register=72, room=(0.2, 1.0),
-               jitter_ms=15, drumless=0.6, legato=1.0, density=(0.1, 0.6),
-               mix=(-7.0, -4.0, -1.0, 0.0, -9.0), motif_bars=2),
-        _Style("band_folk", (2005, 2013), (92, 150), ("room",), "stomp", ("finger_bass",),
-               "root_fifth", ("steel_guitar", "accordion"), "strum", ("fiddle", "whistle",
-                                                                      "violin"),
-               ("folk_major", "pop"), ("celtic", "folk_minor"), ("major", "dorian"),
-               (2, 7, 9, 4), (0.45, 0.15, 0.25, 0.15), meters=(4, 3, 3), lead_register=76,
-               lead_grid=0.25, room=(0.3, 1.2), jitter_ms=9, mix=(-3.0, -3.0, -2.0, 0.0, -9.0)),
+               (0.2, 0.4, 0.0, 0.4), meters=(4, 3), pad=("strings",), lead_register=72,
+               room=(0.2, 1.0), jitter_ms=15, drumless=0.5, legato=1.0, density=(0.1, 0.6),
+               mix=(-6.0, -4.0, -1.0, 0.0, -9.0), motif_bars=2),
+        _Style("band_folk", (2004, 2016), (92, 150), ("room", "standard"), "stomp",
+               ("finger_bass", "acoustic_bass"), "root_fifth", ("steel_guitar", "accordion"),
+               "strum", ("fiddle", "whistle", "violin", "banjo"), ("folk_major", "pop"),
+               ("celtic", "folk_minor"), ("major", "dorian"), (2, 7, 9, 4),
+               (0.45, 0.15, 0.25, 0.15), meters=(4, 3, 3), lead_register=76, lead_grid=0.25,
+               room=(0.3, 1.2), jitter_ms=9, mix=(-3.0, -3.0, -2.0, 0.0, -9.0)),
     ),
 }
 
@@ -430,7 +441,7 @@ _WORDS = {
               "Mavis", "Sonny", "Odetta", "Chet", "Etta", "Miles", "Hazel", "Ray", "Lorna",
               "Arlo", "Willa", "Dexter", "Iris"),
     "last": ("Reed", "Holloway", "Jenkins", "Carter", "Whitfield", "Monroe", "Baxter", "Lane",
-             "Fairweather", "Dupree", "Calloway", "Hartley", "Ashby", "Greer", "Sutton",
+             "Fairweather", "Dupree", "Calloway", "Hazlett", "Ashby", "Greer", "Sutton",
              "Wilder", "Marsh", "Booker"),
     "nick": ("Big", "Little", "Blind", "Lightnin'", "Smokey", "Slim", "T-Bone", "Memphis"),
     "ensemble": ("Quartet", "Trio", "Quintet", "Sextet", "Group"),
@@ -522,6 +533,9 @@ class TrackSpec:
     intro_bars: int
     reverb_send: float  # 0-1
     reverb_rt60_s: float
+    bus_offsets_db: tuple[float, ...]  # per-track deviation from the artist's bus levels
+    eq_low_db: float  # the album's production: low shelf (below ~150 Hz) gain
+    eq_high_db: float  # ... and high shelf (above ~3 kHz) gain
 
 
 def _allocate(weights: tuple[float, ...], n: int, rng: np.random.Generator) -> list[int]:
@@ -574,11 +588,13 @@ def plan_catalogue(*, seed: int = 0, tracks_per_genre: int = 30) -> list[TrackSp
         for number, j in enumerate(order, start=1):
             a, album = slots[j]
             rng = np.random.default_rng([seed, g, j, 1])
+            production = np.random.default_rng([seed, g, a, album, 7]).uniform(-4.0, 4.0, 2)
             specs.append(_plan_track(
                 styles[a], rng, track_id=f"{genre}-{number:04d}", genre=genre, genre_index=g, artist_index=a, number=number,
                 seed=seed, title=_title(names_rng, used_titles), artist=artists[a],
                 album=albums[a][album], year=styles[a].years[album] + int(rng.integers(0, 2)),
-                mood=moods[j]))
+                mood=moods[j], eq_low_db=float(production[0] + rng.normal(0.0, 1.0)),
+                eq_high_db=float(production[1] + rng.normal(0.0, 1.0))))
     return specs
 
 
@@ -616,6 +632,7 @@ def _plan_track(style: _Style, rng: np.random.Generator, *, mood: str, **identit
         drums=drums, intro_bars=int(choice((0, 0, 2, 4))),
         reverb_send=float(send * rng.uniform(0.7, 1.3)),
         reverb_rt60_s=float(rt60 * rng.uniform(0.8, 1.2)),
+        bus_offsets_db=tuple(float(v) for v in rng.normal(0.0, 2.5, len(_BUSES))),
     )
 
 
@@ -1136,7 +1153,6 @@ def compose(spec: TrackSpec) -> dict[str, list[Note]]:
 # ============================================================================================
 # rendering: buses -> mix -> room -> era master
 
-_BUSES = ("drums", "bass", "comp", "lead", "pad")
 _REFERENCE_RMS = 0.1  # bus level 0 dB in the mix, before mastering
 _LIMIT = 0.98  # soft-limiter ceiling (full scale 1.0)
 
@@ -1215,7 +1231,8 @@ def render_track(spec: TrackSpec, *, soundfont: SoundFont | None = None,
         beat_s = 60.0 / spec.tempo_bpm
         since_beat = np.mod(np.arange(n, dtype=np.float32) / np.float32(sr_hz), beat_s)
         pump = 1.0 - np.float32(style.pump) * np.exp(since_beat * np.float32(-1.0 / 0.08))
-    for (bus, notes), level_db in zip(compose(spec).items(), style.mix):
+    levels_db = np.add(style.mix, spec.bus_offsets_db)
+    for (bus, notes), level_db in zip(compose(spec).items(), levels_db):
         x = soundfont.render(notes, duration_s=CLIP_DURATION_S, sr_hz=sr_hz)
         rms = _rms(x)
         if rms == 0.0:
@@ -1251,6 +1268,10 @@ def _master(mix: np.ndarray, spec: TrackSpec, style: _Style, rng: np.random.Gene
     target_db = -21.0 + 12.0 * modern + spec.level_db
     y = mix * np.float32(10.0 ** (target_db / 20.0) / max(_rms(mix), 1e-9))
     y = np.float32(_LIMIT) * np.tanh(y / np.float32(_LIMIT))  # only modern masters hit it
+    shelves = ((spec.eq_low_db, signal.butter(1, 150.0, "lowpass", fs=sr_hz, output="sos")),
+               (spec.eq_high_db, signal.butter(1, 3000.0, "highpass", fs=sr_hz, output="sos")))
+    y = y + sum(np.float32(10.0 ** (gain_db / 20.0) - 1.0) * signal.sosfilt(sos, y)
+                for gain_db, sos in shelves)
     if age > 0:  # tape hiss, then the band-limited, bass-light medium of its time
         hiss = np.float32(10.0 ** ((-75.0 + 27.0 * age) / 20.0))
         y += hiss * rng.standard_normal(len(y), dtype=np.float32)

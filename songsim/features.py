@@ -39,7 +39,8 @@ import numpy as np
 import scipy.fft
 import scipy.stats
 
-from songsim.audio import atomic_write, load_clip
+from songsim.audio import load_clip
+from songsim.files import atomic_write
 from songsim.config import CLIP_DURATION_S, HOP_LENGTH, N_FFT, N_MELS, SAMPLE_RATE_HZ
 from songsim.errors import SongsimError
 

@@ -42,9 +42,7 @@ Further methods (e.g. a 2-D autoencoder) are added from other modules with
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 import threading
 import time
 import warnings
@@ -57,6 +55,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from songsim.errors import NotBuiltError, SongsimError
+from songsim.files import atomic_write
 
 __all__ = [
     "MIN_ROWS",
@@ -658,16 +657,8 @@ def save_map(fitted: FittedMap, path: Path | str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": _FORMAT, "method": fitted.method, "fitted": fitted}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pickle.dump(payload, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as fh:
+        pickle.dump(payload, fh, protocol=pickle.HIGHEST_PROTOCOL)
     return path
 
 

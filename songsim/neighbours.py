@@ -53,6 +53,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from songsim.errors import NotBuiltError, SongsimError
+from songsim.files import write_json
 
 __all__ = [
     "METRICS",
@@ -430,19 +431,6 @@ def _meta_path(path: Path) -> Path:
     return path.with_name(path.name + _META_SUFFIX)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class AnnoyIndex:
     """Approximate top-k with annoy, same interface as :class:`ExactIndex`.
 
@@ -585,7 +573,7 @@ class AnnoyIndex:
             "seed": self.seed,
             "fingerprint": self.fingerprint(),
         }
-        _atomic_write_text(_meta_path(path), json.dumps(meta, indent=2))
+        write_json(_meta_path(path), meta)
         self._path = path
         return path
 

@@ -110,6 +110,6 @@ def map_figure(
         title=title, height=560, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
         legend=dict(itemsizing="constant"), dragmode="pan", clickmode="event+select",
         xaxis=dict(showticklabels=False, title=None, zeroline=False),
-        yaxis=dict(showticklabels=False, title=None, zeroline=False, scaleanchor="x"),
+        yaxis=dict(showticklabels=False, title=None, zeroline=False),
     )
     return figure

@@ -7,7 +7,6 @@ An upload goes down exactly the catalogue path: decode → features (same per-co
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from songsim.audio import bytes_fingerprint, load_clip
 from songsim.build import space_inputs
 from songsim.catalogue import Catalogue
 from songsim.errors import AudioDecodeError
+from songsim.files import atomic_write
 from songsim.neighbours import ExactIndex, Neighbours, exclusion_mask
 from songsim.spaces import Space
 
@@ -63,13 +63,10 @@ def store_upload(catalogue: Catalogue, data: bytes, filename: str) -> Upload:
         )
     load_clip(data, name=filename)
     fingerprint = bytes_fingerprint(data)
-    folder = catalogue.derived_dir / "uploads"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{fingerprint}{extension}"
+    path = catalogue.derived_dir / "uploads" / f"{fingerprint}{extension}"
     if not path.exists():
-        tmp = path.with_suffix(extension + ".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        with atomic_write(path) as handle:
+            handle.write(data)
     fingerprints = catalogue.audio_fingerprints()
     row = fingerprints.index(fingerprint) if fingerprint in fingerprints else None
     return Upload(fingerprint=fingerprint, path=path, name=filename, catalogue_row=row)
@@ -154,11 +151,20 @@ class ResolvedQuery:
     label: str
 
 
+def track_labels(catalogue: Catalogue) -> list[str]:
+    """"artist — title" of every row (the track id where the title is missing)."""
+    artists, titles = catalogue.labels("artist"), catalogue.labels("title")
+    return [
+        f"{artist} — {title or track_id}" if artist else (title or track_id)
+        for artist, title, track_id in zip(artists, titles, catalogue.track_ids)
+    ]
+
+
 def track_label(catalogue: Catalogue, row: int) -> str:
-    """"artist — title" of a catalogue row, falling back to the track id."""
-    artist, title = catalogue.labels("artist")[row], catalogue.labels("title")[row]
-    name = title or catalogue.track_ids[row]
-    return f"{artist} — {name}" if artist else name
+    """"artist — title" of one catalogue row."""
+    track = catalogue.track(catalogue.track_ids[row])
+    name = track.get("title") or track["track_id"]
+    return f"{track['artist']} — {name}" if track.get("artist") else name
 
 
 def resolve_track(catalogue: Catalogue, space: Space, coords: np.ndarray, track_id: str) -> ResolvedQuery:

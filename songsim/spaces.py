@@ -16,8 +16,6 @@ changed.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -30,6 +28,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from songsim.errors import NotBuiltError, SongsimError, UnknownSpaceError
+from songsim.files import atomic_write, read_json, write_json
 
 SPACE_FILE = "space.joblib"
 META_FILE = "meta.json"
@@ -168,29 +167,24 @@ def space_fit_key(space_cls: type[Space], inputs_fingerprint: str, seed: int) ->
 
 def save_space(space: Space, folder: Path, *, fit_key: str, fit_seconds: float) -> None:
     """Store a fitted space atomically (a crash never leaves a half-written fit behind)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / (SPACE_FILE + ".tmp")
-    joblib.dump(space, tmp)
-    os.replace(tmp, folder / SPACE_FILE)
-    meta = {
-        "name": space.name,
-        "fit_key": fit_key,
-        "dim": space.dim,
-        "n_tracks": int(space.vectors_.shape[0]),
-        "fit_seconds": round(fit_seconds, 3),
-        "fitted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    tmp_meta = folder / (META_FILE + ".tmp")
-    tmp_meta.write_text(json.dumps(meta, indent=2))
-    os.replace(tmp_meta, folder / META_FILE)
+    with atomic_write(folder / SPACE_FILE) as handle:
+        joblib.dump(space, handle)
+    write_json(
+        folder / META_FILE,
+        {
+            "name": space.name,
+            "fit_key": fit_key,
+            "dim": space.dim,
+            "n_tracks": int(space.vectors_.shape[0]),
+            "fit_seconds": round(fit_seconds, 3),
+            "fitted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        },
+    )
 
 
 def stored_fit_key(folder: Path) -> str | None:
     """The fit key of the space stored in ``folder``, or ``None`` if there is none."""
-    try:
-        return json.loads((folder / META_FILE).read_text())["fit_key"]
-    except (OSError, ValueError, KeyError):
-        return None
+    return (read_json(folder / META_FILE) or {}).get("fit_key")
 
 
 def load_space(folder: Path) -> Space:
