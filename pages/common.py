@@ -15,11 +15,11 @@ from pathlib import Path
 import streamlit as st
 
 from songsim import config
-from songsim.build import built_space_names, is_built, load_or_fit_map, prepare_catalogue, space_dir
+from songsim.build import built_space_names, is_built, load_or_fit_map, open_index, prepare_catalogue, space_dir
 from songsim.catalogue import Catalogue, load_catalogue
 from songsim.errors import SongsimError
 from songsim.maps import FittedMap, warm_up
-from songsim.neighbours import ExactIndex, make_index
+from songsim.neighbours import NeighbourIndex
 from songsim.spaces import Space, load_space, space_type
 
 STAGE_LABELS = {"demo": "Rendering the demo songs", "catalogue": "Checking the catalogue", "features": "Extracting features"}
@@ -85,10 +85,8 @@ def load_map_cached(root: str, space_name: str, method: str) -> FittedMap:
 
 
 @st.cache_resource(show_spinner=False)
-def load_index_cached(root: str, space_name: str, metric: str) -> ExactIndex:
-    catalogue = load_catalogue_cached(root)
-    space = load_space_cached(root, space_name)
-    return make_index(space.vectors_, metric=metric, path=space_dir(catalogue.derived_dir, space_name) / f"annoy-{metric}.ann")
+def load_index_cached(root: str, space_name: str, metric: str) -> NeighbourIndex:
+    return open_index(load_catalogue_cached(root), load_space_cached(root, space_name), metric=metric)
 
 
 def render_sidebar(catalogue: Catalogue, *, is_demo: bool) -> None:

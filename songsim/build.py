@@ -17,6 +17,7 @@ from songsim.catalogue import Catalogue, load_catalogue
 from songsim.features import extract_features
 from songsim.files import read_json, write_json
 from songsim.maps import FittedMap, fit_map, load_map, save_map
+from songsim.neighbours import make_index
 from songsim.spaces import (
     Space,
     load_space,
@@ -254,3 +255,10 @@ def prepare_catalogue(
             else lambda done, total, message: on_progress("demo", done / max(total, 1), f"rendering {done}/{total}: {message}"),
         )
     return build(root, on_progress=on_progress)
+
+
+def open_index(catalogue: Catalogue, space: Space, *, metric: str):
+    """The neighbour index of a fitted space: exact below
+    :data:`songsim.neighbours.DEFAULT_ANNOY_ABOVE` tracks, else an annoy index stored beside
+    the space (memory-mapped, so every app session shares one copy)."""
+    return make_index(space.vectors_, metric=metric, path=space_dir(catalogue.derived_dir, space.name) / f"annoy-{metric}.ann")

@@ -63,16 +63,15 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
-    from songsim.build import space_dir
+    from songsim.build import open_index, space_dir
     from songsim.catalogue import load_catalogue
-    from songsim.neighbours import ExactIndex
     from songsim.query import embed_upload, neighbour_table, neighbours_of, store_upload, table_records
     from songsim.spaces import load_space, space_type
 
     catalogue = load_catalogue(args.dir)
     space_type(args.space)
     space = load_space(space_dir(catalogue.derived_dir, args.space))
-    index = ExactIndex(space.vectors_, metric=args.metric)
+    index = open_index(catalogue, space, metric=args.metric)
     if args.track is not None:
         row = catalogue.row_of(args.track)
         vector, query = space.vectors_[row], catalogue.track(args.track)

@@ -1154,7 +1154,7 @@ def compose(spec: TrackSpec) -> dict[str, list[Note]]:
 # rendering: buses -> mix -> room -> era master
 
 _REFERENCE_RMS = 0.1  # bus level 0 dB in the mix, before mastering
-_LIMIT = 0.98  # soft-limiter ceiling (full scale 1.0)
+PEAK_CEILING = 0.84  # -1.5 dBFS: the master's peak limit, headroom for the codec's overshoot
 
 
 def _rms(x: np.ndarray) -> float:
@@ -1218,7 +1218,7 @@ def render_track(spec: TrackSpec, *, soundfont: SoundFont | None = None,
     Returns
     -------
     np.ndarray [shape=(round(CLIP_DURATION_S * sr_hz),), dtype=float32]
-        Peak at most 0.99 full scale.
+        Peak at most :data:`PEAK_CEILING` (-1.5 dBFS).
     """
     soundfont = soundfont or SoundFont.load()
     style = _style(spec)
@@ -1262,12 +1262,13 @@ def _master(mix: np.ndarray, spec: TrackSpec, style: _Style, rng: np.random.Gene
     Returns
     -------
     np.ndarray [shape=(n,), dtype=float32]
-        Peak at most 0.99.
+        Peak at most :data:`PEAK_CEILING`.
     """
     age, modern = _era(spec.year)
     target_db = -21.0 + 12.0 * modern + spec.level_db
     y = mix * np.float32(10.0 ** (target_db / 20.0) / max(_rms(mix), 1e-9))
-    y = np.float32(_LIMIT) * np.tanh(y / np.float32(_LIMIT))  # only modern masters hit it
+    ceiling = np.float32(PEAK_CEILING)
+    y = ceiling * np.tanh(y / ceiling)  # a soft limiter: only modern masters hit it hard
     shelves = ((spec.eq_low_db, signal.butter(1, 150.0, "lowpass", fs=sr_hz, output="sos")),
                (spec.eq_high_db, signal.butter(1, 3000.0, "highpass", fs=sr_hz, output="sos")))
     y = y + sum(np.float32(10.0 ** (gain_db / 20.0) - 1.0) * signal.sosfilt(sos, y)
@@ -1289,8 +1290,8 @@ def _master(mix: np.ndarray, spec: TrackSpec, style: _Style, rng: np.random.Gene
     y[:fade_in] *= np.linspace(0.0, 1.0, fade_in, dtype=np.float32)
     y[-fade_out:] *= np.linspace(1.0, 0.0, fade_out, dtype=np.float32) ** 2
     peak = float(np.max(np.abs(y)))
-    if peak > 0.99:
-        y *= np.float32(0.99 / peak)
+    if peak > PEAK_CEILING:
+        y *= np.float32(PEAK_CEILING / peak)
     return y
 
 
@@ -1365,12 +1366,21 @@ def _audio_path(spec: TrackSpec) -> str:
 
 
 def _render_to_file(spec: TrackSpec, out_dir: str) -> tuple[str, float]:
-    """Worker: render one clip, write it as OGG Vorbis, return (track id, loudness in dB)."""
+    """Worker: render one clip, write it as OGG Vorbis, return (track id, loudness in dB).
+
+    The lossy codec can overshoot the master's peak by a decibel or so: the file is decoded
+    again and, should its peak exceed full scale, re-encoded a little quieter.
+    """
     clip = render_track(spec)
     target = Path(out_dir) / _audio_path(spec)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.stem + ".partial.ogg")
-    sf.write(partial, clip, SAMPLE_RATE_HZ, format="OGG", subtype="VORBIS")
+    while True:
+        sf.write(partial, clip, SAMPLE_RATE_HZ, format="OGG", subtype="VORBIS")
+        peak = float(np.max(np.abs(sf.read(partial, dtype="float32")[0])))
+        if peak <= 1.0:
+            break
+        clip = clip * np.float32(0.98 / peak)
     os.replace(partial, target)
     return spec.track_id, 20.0 * math.log10(max(_rms(clip), 1e-6))
 

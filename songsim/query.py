@@ -19,7 +19,7 @@ from songsim.build import space_inputs
 from songsim.catalogue import Catalogue
 from songsim.errors import AudioDecodeError
 from songsim.files import atomic_write
-from songsim.neighbours import ExactIndex, Neighbours, exclusion_mask
+from songsim.neighbours import NeighbourIndex, Neighbours, exclusion_mask
 from songsim.spaces import Space
 
 #: columns of a neighbour table besides rank and score
@@ -87,7 +87,7 @@ def embed_upload(catalogue: Catalogue, space: Space, upload: Upload) -> np.ndarr
 
 def neighbours_of(
     catalogue: Catalogue,
-    index: ExactIndex,
+    index: NeighbourIndex,
     *,
     vector: np.ndarray,
     query_row: int | None = None,
