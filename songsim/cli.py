@@ -27,9 +27,15 @@ def _progress_bar(desc: str):
     """A tqdm bar driven by ``(stage, fraction, message)`` callbacks; returns (callback, bar)."""
     bar = tqdm(total=100, desc=desc, unit="%", file=sys.stderr, leave=True, bar_format="{desc} {bar} {n:.0f}% {postfix}")
 
+    shown = {"percent": -1, "stage": ""}
+
     def update(stage: str, fraction: float, message: str) -> None:
-        bar.n = round(100 * fraction)
-        bar.set_postfix_str(message[:60])
+        percent = round(100 * fraction)
+        if percent == shown["percent"] and stage == shown["stage"]:
+            return
+        shown.update(percent=percent, stage=stage)
+        bar.n = percent
+        bar.set_postfix_str(message[:60], refresh=False)
         bar.refresh()
 
     return update, bar

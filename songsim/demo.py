@@ -1,7 +1,7 @@
 """The embedded demo catalogue: a deterministic, labelled corpus of synthesised music.
 
-:func:`make_demo` composes and renders 8 genres x 30 clips (30 s, mono, 22 050 Hz, OGG Vorbis)
-with the General-MIDI SoundFont player of :mod:`songsim.synth`, and writes ``tracks.csv``
+:func:`make_demo` composes and renders 8 genres x 30 clips (30 s, mono, 22 050 Hz, OGG Vorbis
+or FLAC) with the General-MIDI SoundFont player of :mod:`songsim.synth`, and writes ``tracks.csv``
 with genre, artist, album, year, emotion (DEAM valence/arousal and Thayer quadrant) and
 Spotify-style audio features. It is a research instrument, so it is built to be *hard*:
 
@@ -39,7 +39,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +56,8 @@ ALBUMS_PER_ARTIST = 2
 _BUSES = ("drums", "bass", "comp", "lead", "pad")  # rendered and levelled separately
 TRACKS_CSV = "tracks.csv"
 MANIFEST_JSON = "demo.json"
+#: Clip formats: extension -> (soundfile container, subtype).
+AUDIO_FORMATS = {"ogg": ("OGG", "VORBIS"), "flac": ("FLAC", "PCM_16")}
 COLUMNS = (
     "track_id", "path", "title", "artist", "album", "year", "genre", "valence", "arousal",
     "emotion", "danceability", "energy", "loudness", "mode", "speechiness", "acousticness",
@@ -70,37 +72,34 @@ ProgressFn = Callable[[int, int, str], None]
 
 #: General-MIDI program numbers of the instruments the styles use.
 GM = {
-    "piano": 0, "bright_piano": 1, "honky_tonk": 3, "epiano": 4, "clavinet": 7,
-    "glockenspiel": 9, "music_box": 10, "vibes": 11, "marimba": 12, "tubular_bells": 14,
-    "organ": 16, "perc_organ": 17, "rock_organ": 18, "church_organ": 19, "accordion": 21,
-    "harmonica": 22, "nylon_guitar": 24, "steel_guitar": 25, "jazz_guitar": 26,
-    "clean_guitar": 27, "overdrive_guitar": 29, "distortion_guitar": 30,
-    "acoustic_bass": 32, "finger_bass": 33, "pick_bass": 34, "fretless_bass": 35,
-    "synth_bass": 38, "synth_bass2": 39, "violin": 40, "cello": 42, "strings": 48,
-    "slow_strings": 49, "synth_strings": 50, "choir": 52, "voice_oohs": 53, "trumpet": 56,
-    "trombone": 57, "muted_trumpet": 59, "brass": 61, "synth_brass": 62, "alto_sax": 65,
-    "tenor_sax": 66, "clarinet": 71, "flute": 73, "whistle": 78, "square_lead": 80,
-    "saw_lead": 81, "charang": 84, "fifths_lead": 86, "warm_pad": 89, "poly_synth": 90,
-    "space_voice": 91, "metal_pad": 93, "halo_pad": 94, "crystal": 98, "banjo": 105,
-    "kalimba": 108, "fiddle": 110,
+    "piano": 0, "honky_tonk": 3, "epiano": 4, "glockenspiel": 9, "music_box": 10, "vibes": 11,
+    "marimba": 12, "tubular_bells": 14, "organ": 16, "perc_organ": 17, "rock_organ": 18,
+    "church_organ": 19, "accordion": 21, "harmonica": 22, "nylon_guitar": 24,
+    "steel_guitar": 25, "jazz_guitar": 26, "clean_guitar": 27, "overdrive_guitar": 29,
+    "distortion_guitar": 30, "acoustic_bass": 32, "finger_bass": 33, "pick_bass": 34,
+    "fretless_bass": 35, "synth_bass": 38, "synth_bass2": 39, "violin": 40, "strings": 48,
+    "slow_strings": 49, "synth_strings": 50, "choir": 52, "trumpet": 56, "muted_trumpet": 59,
+    "synth_brass": 62, "alto_sax": 65, "tenor_sax": 66, "clarinet": 71, "flute": 73,
+    "whistle": 78, "square_lead": 80, "saw_lead": 81, "charang": 84, "fifths_lead": 86,
+    "warm_pad": 89, "poly_synth": 90, "metal_pad": 93, "halo_pad": 94, "crystal": 98,
+    "banjo": 105, "kalimba": 108, "fiddle": 110,
 }
 #: Drum kits of TimGM6mb.sf2 (bank 128): Standard, Room, Power, Electronic, TR-808, Jazz, Brush.
 KITS = {"standard": 0, "room": 8, "power": 16, "electronic": 24, "tr808": 25, "jazz": 32,
         "brush": 40}
 #: How acoustic an instrument sounds (1 acoustic, 0 electronic): the basis of acousticness.
 _ACOUSTIC = {
-    "piano": 1.0, "bright_piano": 1.0, "honky_tonk": 1.0, "epiano": 0.4, "clavinet": 0.4,
-    "glockenspiel": 1.0, "music_box": 1.0, "vibes": 1.0, "marimba": 1.0, "tubular_bells": 1.0,
-    "organ": 0.3, "perc_organ": 0.3, "rock_organ": 0.3, "church_organ": 1.0,
-    "accordion": 1.0, "harmonica": 1.0, "nylon_guitar": 1.0, "steel_guitar": 1.0,
-    "jazz_guitar": 0.5, "clean_guitar": 0.3, "acoustic_bass": 1.0, "finger_bass": 0.3,
-    "pick_bass": 0.3, "fretless_bass": 0.4, "violin": 1.0, "cello": 1.0, "strings": 1.0,
-    "slow_strings": 1.0, "choir": 1.0, "voice_oohs": 1.0, "trumpet": 1.0, "trombone": 1.0,
-    "muted_trumpet": 1.0, "brass": 1.0, "alto_sax": 1.0, "tenor_sax": 1.0, "clarinet": 1.0,
-    "flute": 1.0, "whistle": 1.0, "banjo": 1.0, "kalimba": 1.0, "fiddle": 1.0,
-    "standard": 1.0, "room": 1.0, "power": 0.7, "jazz": 1.0, "brush": 1.0,
+    "piano": 1.0, "honky_tonk": 1.0, "epiano": 0.4, "glockenspiel": 1.0, "music_box": 1.0,
+    "vibes": 1.0, "marimba": 1.0, "tubular_bells": 1.0, "organ": 0.3, "perc_organ": 0.3,
+    "rock_organ": 0.3, "church_organ": 1.0, "accordion": 1.0, "harmonica": 1.0,
+    "nylon_guitar": 1.0, "steel_guitar": 1.0, "jazz_guitar": 0.5, "clean_guitar": 0.3,
+    "acoustic_bass": 1.0, "finger_bass": 0.3, "pick_bass": 0.3, "fretless_bass": 0.4,
+    "violin": 1.0, "strings": 1.0, "slow_strings": 1.0, "choir": 1.0, "trumpet": 1.0,
+    "muted_trumpet": 1.0, "alto_sax": 1.0, "tenor_sax": 1.0, "clarinet": 1.0, "flute": 1.0,
+    "whistle": 1.0, "banjo": 1.0, "kalimba": 1.0, "fiddle": 1.0,
+    "standard": 1.0, "room": 1.0, "power": 0.7, "jazz": 1.0, "brush": 1.0,  # drum kits
 }
-_VOICE_LIKE = {"choir", "voice_oohs", "space_voice"}
+_VOICE_LIKE = {"choir"}  # instruments that sound like a voice
 _DISTORTED = {"overdrive_guitar", "distortion_guitar", "charang"}
 
 # Drum keys (General-MIDI percussion map).
@@ -430,7 +429,7 @@ _WORDS = {
     "noun": ("Harbour", "Avenue", "River", "Satellite", "Garden", "Mirror", "Engine", "Lantern",
              "Highway", "Orchard", "Signal", "Window", "Horizon", "Letter", "Station", "Season",
              "Shadow", "Current", "Valley", "Compass", "Anthem", "Skyline", "Ember", "Tide",
-             "Crossroads", "Kingdom", "Parade", "Fever", "Ballroom", "Mountain"),
+             "Crossing", "Kingdom", "Parade", "Fever", "Ballroom", "Mountain"),
     "plural": ("Hounds", "Strangers", "Machines", "Sparrows", "Wolves", "Saints", "Drifters",
                "Ramblers", "Lights", "Echoes", "Thieves", "Comets", "Ravens", "Pilots"),
     "dark": ("Iron", "Grave", "Ashen", "Obsidian", "Black", "Serpent", "Storm", "Doom",
@@ -477,18 +476,28 @@ def _name(kind: str, rng: np.random.Generator) -> str:
     return f"{pick('first')} {pick('last')}"
 
 
-def _title(rng: np.random.Generator, used: set[str]) -> str:
-    """A plausible made-up title, unique within ``used`` (which it extends)."""
-    templates = ("{adj} {noun}", "{noun} of {noun2}", "The {adj} {noun}", "{adj} {noun2}s",
-                 "{noun} Blues", "Back to the {noun}", "{adj}")
+def _title(rng: np.random.Generator) -> str:
+    """A plausible made-up song or album title."""
+    templates = ("{adj} {noun}", "{noun} of the {noun2}", "The {adj} {noun}", "{adj} {noun2}s",
+                 "{noun} Blues", "Back to the {noun}", "Song for the {noun}",
+                 "{adj} and {adj2}")
+    template = templates[int(rng.integers(len(templates)))]
+
+    def two(words: tuple[str, ...]) -> tuple[str, str]:
+        first = int(rng.integers(len(words)))
+        return words[first], words[(first + 1 + int(rng.integers(len(words) - 1))) % len(words)]
+
+    (adj, adj2), (noun, noun2) = two(_WORDS["adj"]), two(_WORDS["noun"])
+    return template.format(adj=adj, adj2=adj2, noun=noun, noun2=noun2)
+
+
+def _unique(draw: Callable[[], str], used: set[str]) -> str:
+    """Draw until the result is not in ``used`` (which it then joins)."""
     while True:
-        template = templates[int(rng.integers(len(templates)))]
-        adj, noun, noun2 = (w[int(rng.integers(len(w)))]
-                            for w in (_WORDS["adj"], _WORDS["noun"], _WORDS["noun"]))
-        title = template.format(adj=adj, noun=noun, noun2=noun2)
-        if title not in used and noun != noun2:
-            used.add(title)
-            return title
+        name = draw()
+        if name not in used:
+            used.add(name)
+            return name
 
 
 # ============================================================================================
@@ -569,13 +578,13 @@ def plan_catalogue(*, seed: int = 0, tracks_per_genre: int = 30) -> list[TrackSp
     """
     if tracks_per_genre < 1:
         raise SongsimError(f"demo: tracks_per_genre must be at least 1, got {tracks_per_genre}.")
-    names_rng = np.random.default_rng([seed, 0x5EED])
-    used_titles: set[str] = set()
+    used_names: set[str] = set()  # artists, albums and titles are unique in the catalogue
     specs = []
     for g, genre in enumerate(GENRES):
         styles = _STYLES[genre]
-        artists = [_name(style.naming, names_rng) for style in styles]
-        albums = [[_title(names_rng, used_titles) for _ in range(ALBUMS_PER_ARTIST)]
+        names = np.random.default_rng([seed, g, 0x5EED])
+        artists = [_unique(lambda: _name(style.naming, names), used_names) for style in styles]
+        albums = [[_unique(lambda: _title(names), used_names) for _ in range(ALBUMS_PER_ARTIST)]
                   for _ in styles]
         slots = [(j % len(styles), (j // len(styles)) % ALBUMS_PER_ARTIST)
                  for j in range(tracks_per_genre)]
@@ -590,8 +599,9 @@ def plan_catalogue(*, seed: int = 0, tracks_per_genre: int = 30) -> list[TrackSp
             rng = np.random.default_rng([seed, g, j, 1])
             production = np.random.default_rng([seed, g, a, album, 7]).uniform(-4.0, 4.0, 2)
             specs.append(_plan_track(
-                styles[a], rng, track_id=f"{genre}-{number:04d}", genre=genre, genre_index=g, artist_index=a, number=number,
-                seed=seed, title=_title(names_rng, used_titles), artist=artists[a],
+                styles[a], rng, track_id=f"{genre}-{number:04d}", genre=genre, genre_index=g,
+                artist_index=a, number=number, seed=seed,
+                title=_unique(lambda: _title(rng), used_names), artist=artists[a],
                 album=albums[a][album], year=styles[a].years[album] + int(rng.integers(0, 2)),
                 mood=moods[j], eq_low_db=float(production[0] + rng.normal(0.0, 1.0)),
                 eq_high_db=float(production[1] + rng.normal(0.0, 1.0))))
@@ -677,17 +687,21 @@ class _Composer:
         return -1 if bar < intro else (bar - intro) // self.section_bars
 
     def bar_in_section(self, bar: int) -> int:
+        """Position of ``bar`` within its section (0-based)."""
         return (bar - self.spec.intro_bars) % self.section_bars
 
     def velocity(self, base: float) -> int:
+        """A MIDI velocity: ``base`` scaled by the track's dynamics, humanised."""
         return min(127, max(1, round(base * self.dynamics + self.rng.normal(0.0, 4.0))))
 
     def chord_at(self, beat: float) -> _Chord:
+        """The chord sounding at ``beat``."""
         bar = min(int(beat // self.meter), self.n_bars - 1)
         chords = self.timeline[bar]
         return next((c for c in reversed(chords) if c.start <= beat + 1e-9), chords[0])
 
     def pick(self, options: tuple):
+        """One of ``options``, drawn from the track's generator."""
         return options[int(self.rng.integers(len(options)))]
 
     # ------------------------------------------------------------------------------- drums
@@ -758,6 +772,7 @@ class _Composer:
         return hits
 
     def drums(self) -> list[_Event]:
+        """The kit: the groove bar repeated, with comping, rolls, fills and crashes."""
         family = self.spec.drums
         if family == "none":
             return []
@@ -780,10 +795,12 @@ class _Composer:
             if family == "trap":  # hi-hat rolls
                 roll_beat = float(rng.integers(m))
                 if rng.random() < 0.5:
-                    hits = [h for h in hits if not (h[1] == HAT and roll_beat <= h[0] < roll_beat + 1)]
+                    hits = [h for h in hits
+                            if not (h[1] == HAT and roll_beat <= h[0] < roll_beat + 1)]
                     division = self.pick((6, 8))
                     hits += [(roll_beat + i / division, HAT, 50 + 6 * i) for i in range(division)]
-            last_bar = (section >= 0 and k == self.section_bars - 1) or bar == self.spec.intro_bars - 1
+            last_bar = ((section >= 0 and k == self.section_bars - 1)
+                        or bar == self.spec.intro_bars - 1)
             if last_bar and family in _FILLS and self.density > 0.25:
                 hits = self._fill(hits, family)
             if section >= 0 and k == 0 and family in _CRASHES:
@@ -812,6 +829,7 @@ class _Composer:
 
     # -------------------------------------------------------------------------------- bass
     def bass(self) -> list[_Event]:
+        """The bass line, following the chords in the artist's idiom."""
         style, m, d = self.style.bass_style, self.meter, self.density
         program = GM[self.spec.bass_program]
         low = 40 if "guitar" in self.spec.bass_program else 28
@@ -918,6 +936,8 @@ class _Composer:
         return best
 
     def comp(self) -> list[_Event]:
+        """The harmony instrument: voiced chords in the artist's rhythm (silent in the intro
+        when the intro has drums)."""
         style, m, d = self.style.comp_style, self.meter, self.density
         program = GM[self.spec.comp_program]
         strum_beats = 0.012 * self.spec.tempo_bpm / 60.0  # 12 ms between strings
@@ -957,7 +977,8 @@ class _Composer:
                         add(power, t0, n * 0.97, 100)
                 elif style in ("strum", "fingerpick"):
                     root = _place(chord.root, 40)
-                    shape = sorted({0, 7, 12} | {12 + i for i in chord.intervals if i % 12 not in (0, 7)})
+                    shape = sorted({0, 7, 12} | {12 + i for i in chord.intervals
+                                                 if i % 12 not in (0, 7)})
                     voicing = [root + i for i in shape[:6]]
                     if style == "fingerpick":
                         for b in np.arange(t0, t0 + n, 1.0):
@@ -972,7 +993,7 @@ class _Composer:
                             rhythm = (0.0, 2.0)
                         else:
                             rhythm = (0.0, 1.0, 1.5, 2.5, 3.0, 3.5)
-                        hits = [t0 + r for r in rhythm if r < n] if n < m else [t0 + r for r in rhythm]
+                        hits = [t0 + r for r in rhythm if r < n]
                         for i, t in enumerate(hits):
                             length = (hits[i + 1] if i + 1 < len(hits) else t0 + n) - t
                             if t % 1 == 0:
@@ -1016,6 +1037,7 @@ class _Composer:
         return events
 
     def pad(self) -> list[_Event]:
+        """Sustained chords on a pad (only for tracks that have one)."""
         if self.spec.pad_program is None:
             return []
         program = GM[self.spec.pad_program]
@@ -1051,6 +1073,8 @@ class _Composer:
         return motif
 
     def lead(self) -> list[_Event]:
+        """The melody: two motifs (A and B sections), repeated within 4-bar phrases with a
+        sequence step, a varied answer phrase and a cadence on the tonic or fifth."""
         style, m, rng = self.style, self.meter, self.rng
         scale = SCALES[self.spec.scale]
         centre = style.lead_register + self.spec.register_shift
@@ -1154,6 +1178,7 @@ def compose(spec: TrackSpec) -> dict[str, list[Note]]:
 # rendering: buses -> mix -> room -> era master
 
 _REFERENCE_RMS = 0.1  # bus level 0 dB in the mix, before mastering
+_REVERB_DECIMATION = 4  # the reverb tail is computed at a quarter of the sample rate
 PEAK_CEILING = 0.84  # -1.5 dBFS: the master's peak limit, headroom for the codec's overshoot
 
 
@@ -1165,13 +1190,13 @@ def _reverb(send: np.ndarray, *, rt60_s: float, rng: np.random.Generator,
             sr_hz: int) -> np.ndarray:
     """A room: convolution with exponentially decaying, darkened noise.
 
-    The tail is computed at half the sample rate (a room absorbs the top octave anyway),
-    which halves the cost of the FFT convolution.
+    The tail is computed at a quarter of the sample rate (the room absorbs the top octaves
+    anyway; the IR itself is low-passed), which makes the FFT convolution four times cheaper.
 
     Parameters
     ----------
     send : np.ndarray [shape=(n,), dtype=float32]
-        What goes into the room; ``n`` even.
+        What goes into the room.
     rt60_s : float
         Time for the tail to decay by 60 dB, in seconds (the IR is cut at 2.5 s).
 
@@ -1180,20 +1205,24 @@ def _reverb(send: np.ndarray, *, rt60_s: float, rng: np.random.Generator,
     np.ndarray [shape=(n,), dtype=float32]
         The wet signal, at about the energy of ``send``.
     """
-    half_hz = sr_hz / 2
-    n_ir = int(min(rt60_s, 2.5) * half_hz)
-    t = np.arange(n_ir, dtype=np.float32) / np.float32(half_hz)
+    factor = _REVERB_DECIMATION
+    low_hz = sr_hz / factor
+    n_ir = int(min(rt60_s, 2.5) * low_hz)
+    t = np.arange(n_ir, dtype=np.float32) / np.float32(low_hz)
     noise = rng.standard_normal(n_ir, dtype=np.float32)
-    ir = signal.lfilter([0.5], [1.0, -0.5], noise) * np.exp(np.float32(-6.91 / rt60_s) * t)
-    ir = np.concatenate([np.zeros(int(0.015 * half_hz)), ir / np.sqrt(np.sum(ir**2))])
-    pairs = send[: len(send) // 2 * 2].reshape(-1, 2).mean(axis=1)
-    size = fft.next_fast_len(len(pairs) + len(ir) - 1, real=True)
-    wet_half = fft.irfft(fft.rfft(pairs, size) * fft.rfft(ir.astype(np.float32), size),
-                         size)[: len(pairs)]
-    wet = np.empty(len(send), dtype=np.float32)
-    wet[0::2] = wet_half
-    wet[1::2] = 0.5 * (wet_half + np.append(wet_half[1:], 0.0))
-    return wet
+    ir = signal.lfilter([0.7], [1.0, -0.3], noise) * np.exp(np.float32(-6.91 / rt60_s) * t)
+    ir = np.concatenate([np.zeros(int(0.015 * low_hz)), ir / np.sqrt(np.sum(ir**2))])
+    n_low = -(-len(send) // factor)
+    padded = np.zeros((n_low + 1) * factor, dtype=np.float32)
+    padded[: len(send)] = send
+    decimated = sum(padded[k::factor] for k in range(factor)) / np.float32(factor)
+    size = fft.next_fast_len(n_low + len(ir) - 1, real=True)
+    wet = fft.irfft(fft.rfft(decimated, size) * fft.rfft(ir.astype(np.float32), size),
+                    size)[: n_low + 1].astype(np.float32)
+    # back to the full rate: linear interpolation between the decimated samples
+    ramp = np.arange(factor, dtype=np.float32) / np.float32(factor)
+    full = wet[:-1, None] + (wet[1:] - wet[:-1])[:, None] * ramp[None, :]
+    return full.ravel()[: len(send)]
 
 
 def _era(year: int) -> tuple[float, float]:
@@ -1253,7 +1282,11 @@ def render_track(spec: TrackSpec, *, soundfont: SoundFont | None = None,
 
 def _master(mix: np.ndarray, spec: TrackSpec, style: _Style, rng: np.random.Generator,
             sr_hz: int) -> np.ndarray:
-    """Level, limit and age the mix for its year; fade the clip's edges.
+    """Master the mix for its album and year; fade the clip's edges.
+
+    The chain: level (modern masters louder), the album's shelving EQ, a soft limiter (which
+    only loud modern masters hit hard), tape hiss and the band-limited, bass-light medium of
+    old recordings, and, for lo-fi artists, a dull sampler filter and vinyl crackle.
 
     Parameters
     ----------
@@ -1267,25 +1300,27 @@ def _master(mix: np.ndarray, spec: TrackSpec, style: _Style, rng: np.random.Gene
     age, modern = _era(spec.year)
     target_db = -21.0 + 12.0 * modern + spec.level_db
     y = mix * np.float32(10.0 ** (target_db / 20.0) / max(_rms(mix), 1e-9))
+    production = np.vstack([_shelf(150.0, spec.eq_low_db, high=False, sr_hz=sr_hz),
+                            _shelf(3000.0, spec.eq_high_db, high=True, sr_hz=sr_hz)])
+    y = signal.sosfilt(production, y).astype(np.float32)
     ceiling = np.float32(PEAK_CEILING)
-    y = ceiling * np.tanh(y / ceiling)  # a soft limiter: only modern masters hit it hard
-    shelves = ((spec.eq_low_db, signal.butter(1, 150.0, "lowpass", fs=sr_hz, output="sos")),
-               (spec.eq_high_db, signal.butter(1, 3000.0, "highpass", fs=sr_hz, output="sos")))
-    y = y + sum(np.float32(10.0 ** (gain_db / 20.0) - 1.0) * signal.sosfilt(sos, y)
-                for gain_db, sos in shelves)
-    if age > 0:  # tape hiss, then the band-limited, bass-light medium of its time
-        hiss = np.float32(10.0 ** ((-75.0 + 27.0 * age) / 20.0))
-        y += hiss * rng.standard_normal(len(y), dtype=np.float32)
+    y = ceiling * np.tanh(y / ceiling)
+    medium = []
+    if age > 0:
+        y += np.float32(10.0 ** ((-75.0 + 27.0 * age) / 20.0)) * rng.standard_normal(
+            len(y), dtype=np.float32)
         band = [30.0 + 90.0 * age, 11000.0 - 7000.0 * age]
         if band[1] < 0.95 * sr_hz / 2:
-            y = signal.sosfilt(signal.butter(2, band, "bandpass", fs=sr_hz, output="sos"), y)
+            medium.append(signal.butter(2, band, "bandpass", fs=sr_hz, output="sos"))
         else:
-            y = signal.sosfilt(signal.butter(2, band[0], "highpass", fs=sr_hz, output="sos"), y)
-    if style.lofi:  # deliberate lo-fi: a dull sampler and vinyl crackle, whatever the year
-        y = signal.sosfilt(signal.butter(4, 4200.0, "lowpass", fs=sr_hz, output="sos"), y)
+            medium.append(signal.butter(2, band[0], "highpass", fs=sr_hz, output="sos"))
+    if style.lofi:
+        medium.append(signal.butter(4, 4200.0, "lowpass", fs=sr_hz, output="sos"))
+    if medium:
+        y = signal.sosfilt(np.vstack(medium), y).astype(np.float32)
+    if style.lofi:
         crackle = np.flatnonzero(rng.random(len(y), dtype=np.float32) < 4e-4)
-        y[crackle] += rng.uniform(-0.1, 0.1, len(crackle)).astype(y.dtype)
-    y = y.astype(np.float32)
+        y[crackle] += rng.uniform(-0.1, 0.1, len(crackle)).astype(np.float32)
     fade_in, fade_out = int(0.01 * sr_hz), int(1.0 * sr_hz)
     y[:fade_in] *= np.linspace(0.0, 1.0, fade_in, dtype=np.float32)
     y[-fade_out:] *= np.linspace(1.0, 0.0, fade_out, dtype=np.float32) ** 2
@@ -1293,6 +1328,27 @@ def _master(mix: np.ndarray, spec: TrackSpec, style: _Style, rng: np.random.Gene
     if peak > PEAK_CEILING:
         y *= np.float32(PEAK_CEILING / peak)
     return y
+
+
+def _shelf(corner_hz: float, gain_db: float, *, high: bool, sr_hz: int) -> np.ndarray:
+    """A shelving biquad (RBJ Audio EQ Cookbook, slope 1) as one second-order section.
+
+    Returns
+    -------
+    np.ndarray [shape=(1, 6)]
+        ``[b0, b1, b2, 1, a1, a2]`` for :func:`scipy.signal.sosfilt`.
+    """
+    a = 10.0 ** (gain_db / 40.0)
+    w0 = 2.0 * math.pi * corner_hz / sr_hz
+    cos_w0, two_sqrt_a_alpha = math.cos(w0), math.sqrt(a) * math.sin(w0) * math.sqrt(2.0)
+    sign = 1.0 if high else -1.0  # the high shelf mirrors the low shelf's cosine terms
+    b = [a * ((a + 1) + sign * (a - 1) * cos_w0 + two_sqrt_a_alpha),
+         -2.0 * sign * a * ((a - 1) + sign * (a + 1) * cos_w0),
+         a * ((a + 1) + sign * (a - 1) * cos_w0 - two_sqrt_a_alpha)]
+    den = [(a + 1) - sign * (a - 1) * cos_w0 + two_sqrt_a_alpha,
+           2.0 * sign * ((a - 1) - sign * (a + 1) * cos_w0),
+           (a + 1) - sign * (a - 1) * cos_w0 - two_sqrt_a_alpha]
+    return np.array([b + den]) / den[0]
 
 
 # ============================================================================================
@@ -1360,23 +1416,26 @@ def _thayer(valence: float, arousal: float) -> str:
 # the catalogue on disk
 
 
-def _audio_path(spec: TrackSpec) -> str:
+def _audio_path(spec: TrackSpec, audio_format: str) -> str:
     """The clip's path relative to the catalogue folder."""
-    return f"audio/{spec.genre}/{spec.track_id}.ogg"
+    return f"audio/{spec.genre}/{spec.track_id}.{audio_format}"
 
 
-def _render_to_file(spec: TrackSpec, out_dir: str) -> tuple[str, float]:
-    """Worker: render one clip, write it as OGG Vorbis, return (track id, loudness in dB).
+def _render_to_file(spec: TrackSpec, out_dir: str, audio_format: str) -> tuple[str, float]:
+    """Worker: render one clip and write it; return (track id, loudness in dB re full scale).
 
-    The lossy codec can overshoot the master's peak by a decibel or so: the file is decoded
+    A lossy codec can overshoot the master's peak by a decibel or so: an OGG file is decoded
     again and, should its peak exceed full scale, re-encoded a little quieter.
     """
     clip = render_track(spec)
-    target = Path(out_dir) / _audio_path(spec)
+    target = Path(out_dir) / _audio_path(spec, audio_format)
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.stem + ".partial.ogg")
+    partial = target.with_name(f"{target.stem}.partial.{audio_format}")
+    container, subtype = AUDIO_FORMATS[audio_format]
     while True:
-        sf.write(partial, clip, SAMPLE_RATE_HZ, format="OGG", subtype="VORBIS")
+        sf.write(partial, clip, SAMPLE_RATE_HZ, format=container, subtype=subtype)
+        if subtype != "VORBIS":
+            break
         peak = float(np.max(np.abs(sf.read(partial, dtype="float32")[0])))
         if peak <= 1.0:
             break
@@ -1385,10 +1444,11 @@ def _render_to_file(spec: TrackSpec, out_dir: str) -> tuple[str, float]:
     return spec.track_id, 20.0 * math.log10(max(_rms(clip), 1e-6))
 
 
-def _manifest(seed: int, tracks_per_genre: int) -> dict[str, object]:
+def _manifest(seed: int, tracks_per_genre: int, audio_format: str) -> dict[str, object]:
     return {"generator": "songsim.demo", "version": GENERATOR_VERSION, "seed": seed,
-            "tracks_per_genre": tracks_per_genre, "genres": list(GENRES),
-            "sample_rate_hz": SAMPLE_RATE_HZ, "clip_duration_s": CLIP_DURATION_S}
+            "tracks_per_genre": tracks_per_genre, "audio_format": audio_format,
+            "genres": list(GENRES), "sample_rate_hz": SAMPLE_RATE_HZ,
+            "clip_duration_s": CLIP_DURATION_S}
 
 
 def _is_built(out_dir: Path, manifest: dict[str, object], specs: list[TrackSpec]) -> bool:
@@ -1396,16 +1456,18 @@ def _is_built(out_dir: Path, manifest: dict[str, object], specs: list[TrackSpec]
         stored = json.loads((out_dir / MANIFEST_JSON).read_text())
     except (OSError, ValueError):
         return False
+    audio_format = str(manifest["audio_format"])
     return (stored == manifest and (out_dir / TRACKS_CSV).is_file()
-            and all((out_dir / _audio_path(spec)).is_file() for spec in specs))
+            and all((out_dir / _audio_path(spec, audio_format)).is_file() for spec in specs))
 
 
 def make_demo(out_dir: Path | str, *, seed: int = 0, tracks_per_genre: int = 30,
-              on_progress: ProgressFn | None = None, n_jobs: int | None = None) -> Path:
-    """Write the demo catalogue: OGG clips under ``out_dir/audio/`` and ``out_dir/tracks.csv``.
+              on_progress: ProgressFn | None = None, n_jobs: int | None = None,
+              audio_format: str = "ogg") -> Path:
+    """Write the demo catalogue: clips under ``out_dir/audio/`` and ``out_dir/tracks.csv``.
 
     Idempotent: when ``out_dir`` already holds a complete demo of this generator version,
-    seed and size (``demo.json`` says so), nothing is rendered again.
+    seed, size and format (``demo.json`` says so), nothing is rendered again.
 
     Parameters
     ----------
@@ -1421,17 +1483,28 @@ def make_demo(out_dir: Path | str, *, seed: int = 0, tracks_per_genre: int = 30,
         (and once with ``done == total`` when the demo was already built).
     n_jobs : int, optional, keyword-only
         Worker processes; default every available core. ``1`` renders in this process.
+    audio_format : {"ogg", "flac"}, keyword-only
+        ``"ogg"`` (Vorbis, ~15x smaller) or ``"flac"`` (lossless; encodes about ten times
+        faster, which matters on a small machine: Vorbis encoding is most of the build time).
 
     Returns
     -------
     Path
         ``out_dir/tracks.csv``. Columns: :data:`COLUMNS`. ``path`` is relative to ``out_dir``
-        (``audio/<genre>/<track_id>.ogg``); clips are mono, ``SAMPLE_RATE_HZ`` Hz,
+        (``audio/<genre>/<track_id>.<audio_format>``); clips are mono, ``SAMPLE_RATE_HZ`` Hz,
         ``CLIP_DURATION_S`` s.
+
+    Raises
+    ------
+    SongsimError
+        If ``tracks_per_genre < 1`` or ``audio_format`` is unknown.
     """
+    if audio_format not in AUDIO_FORMATS:
+        raise SongsimError(f"demo: audio_format must be one of {', '.join(AUDIO_FORMATS)}, "
+                           f"got {audio_format!r}.")
     out_dir = Path(out_dir).expanduser().resolve()
     specs = plan_catalogue(seed=seed, tracks_per_genre=tracks_per_genre)
-    manifest = _manifest(seed, tracks_per_genre)
+    manifest = _manifest(seed, tracks_per_genre, audio_format)
     csv_path = out_dir / TRACKS_CSV
     total = len(specs)
     if _is_built(out_dir, manifest, specs):
@@ -1440,22 +1513,24 @@ def make_demo(out_dir: Path | str, *, seed: int = 0, tracks_per_genre: int = 30,
         return csv_path
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / MANIFEST_JSON).unlink(missing_ok=True)  # a crash below leaves no stale claim
-    loudness = dict(_render_all(specs, out_dir, on_progress=on_progress, n_jobs=n_jobs))
+    loudness = dict(_render_all(specs, out_dir, audio_format=audio_format,
+                                on_progress=on_progress, n_jobs=n_jobs))
     partial = csv_path.with_name(TRACKS_CSV + ".partial")
     with partial.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()
         for spec in specs:
-            writer.writerow({"track_id": spec.track_id, "path": _audio_path(spec),
-                             "title": spec.title, "artist": spec.artist, "album": spec.album,
-                             "year": spec.year, "genre": spec.genre,
-                             **_labels(spec, loudness[spec.track_id])})
+            writer.writerow({"track_id": spec.track_id,
+                             "path": _audio_path(spec, audio_format), "title": spec.title,
+                             "artist": spec.artist, "album": spec.album, "year": spec.year,
+                             "genre": spec.genre, **_labels(spec, loudness[spec.track_id])})
     os.replace(partial, csv_path)
     (out_dir / MANIFEST_JSON).write_text(json.dumps(manifest, indent=2) + "\n")
     return csv_path
 
 
-def _render_all(specs: list[TrackSpec], out_dir: Path, *, on_progress: ProgressFn | None,
+def _render_all(specs: list[TrackSpec], out_dir: Path, *, audio_format: str,
+                on_progress: ProgressFn | None,
                 n_jobs: int | None) -> Iterable[tuple[str, float]]:
     """Render every clip (in worker processes unless one job), yielding results as they come.
 
@@ -1466,12 +1541,12 @@ def _render_all(specs: list[TrackSpec], out_dir: Path, *, on_progress: ProgressF
     total = len(specs)
     workers = max(1, min(n_jobs or _available_cores(), total))
     if workers == 1:
-        results = (_render_to_file(spec, str(out_dir)) for spec in specs)
+        results = (_render_to_file(spec, str(out_dir), audio_format) for spec in specs)
     else:
         from joblib import Parallel, delayed  # imported here: the workers never need it
 
         results = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")(
-            delayed(_render_to_file)(spec, str(out_dir)) for spec in specs)
+            delayed(_render_to_file)(spec, str(out_dir), audio_format) for spec in specs)
     for done, result in enumerate(results, start=1):
         if on_progress is not None:
             on_progress(done, total, f"rendered {result[0]}")

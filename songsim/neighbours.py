@@ -255,6 +255,14 @@ def _rank(indices: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, 
 # --------------------------------------------------------------------------------------
 # exact search
 # --------------------------------------------------------------------------------------
+def _validated_query(index, vector: np.ndarray, *, k: int, exclude: np.ndarray | None) -> Neighbours:
+    """Validate a query against ``index`` (shape, mask, k) and run its ``_query``."""
+    q = _check_query(vector, index.dim)
+    mask = _check_exclude(exclude, index.n_items)
+    k = _check_k(k, index.n_items - int(mask.sum()), index.n_items)
+    return index._query(q, k, mask)
+
+
 class ExactIndex:
     """Brute-force top-k over all rows (numpy matrix-vector product).
 
@@ -354,10 +362,7 @@ class ExactIndex:
         SongsimError
             Wrong vector shape, NaN in the query, bad mask, ``k < 1`` or ``k`` too large.
         """
-        q = _check_query(vector, self.dim)
-        mask = _check_exclude(exclude, self.n_items)
-        k = _check_k(k, self.n_items - int(mask.sum()), self.n_items)
-        return self._query(q, k, mask)
+        return _validated_query(self, vector, k=k, exclude=exclude)
 
     def query_row(
         self, row: int, *, k: int = 5, exclude: np.ndarray | None = None
@@ -671,10 +676,7 @@ class AnnoyIndex:
     ) -> Neighbours:
         """The ``k`` rows most similar to ``vector`` (approximately); see
         :meth:`ExactIndex.query` for parameters, returns and errors."""
-        q = _check_query(vector, self.dim)
-        mask = _check_exclude(exclude, self.n_items)
-        k = _check_k(k, self.n_items - int(mask.sum()), self.n_items)
-        return self._query(q, k, mask)
+        return _validated_query(self, vector, k=k, exclude=exclude)
 
     def query_row(
         self, row: int, *, k: int = 5, exclude: np.ndarray | None = None

@@ -108,7 +108,8 @@ def map_figure(
         )
     figure.update_layout(
         title=title, height=560, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
-        legend=dict(itemsizing="constant"), dragmode="pan", clickmode="event+select",
+        legend=dict(itemsizing="constant", orientation="h", yanchor="top", y=-0.02, xanchor="left", x=0),
+        dragmode="pan", clickmode="event+select",
         xaxis=dict(showticklabels=False, title=None, zeroline=False),
         yaxis=dict(showticklabels=False, title=None, zeroline=False),
     )
