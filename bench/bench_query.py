@@ -53,7 +53,7 @@ def main() -> None:
         t1 = time.perf_counter()
         features = handcrafted_features(clip)
         t2 = time.perf_counter()
-        vector = space.transform(features[None, :])[0]
+        vector = space.transform({"handcrafted": features[None, :]})[0]
         t3 = time.perf_counter()
         neighbours_of(catalogue, index, vector=vector, query_row=upload.catalogue_row, k=5)
         t4 = time.perf_counter()

@@ -15,12 +15,12 @@ from pathlib import Path
 import streamlit as st
 
 from songsim import config
-from songsim.build import built_space_names, is_built, load_or_fit_map, open_index, prepare_catalogue, space_dir
+from songsim.build import built_space_names, is_built, load_built_space, load_or_fit_map, open_index, prepare_catalogue
 from songsim.catalogue import Catalogue, load_catalogue
 from songsim.errors import SongsimError
 from songsim.maps import FittedMap, warm_up
 from songsim.neighbours import NeighbourIndex
-from songsim.spaces import Space, load_space, space_type
+from songsim.spaces import Space, space_type
 
 STAGE_LABELS = {"demo": "Rendering the demo songs", "catalogue": "Checking the catalogue", "features": "Extracting features"}
 
@@ -72,8 +72,7 @@ def load_catalogue_cached(root: str) -> Catalogue:
 
 @st.cache_resource(show_spinner="Loading the space…")
 def load_space_cached(root: str, name: str) -> Space:
-    catalogue = load_catalogue_cached(root)
-    return load_space(space_dir(catalogue.derived_dir, name))
+    return load_built_space(load_catalogue_cached(root), name)
 
 
 @st.cache_resource(show_spinner="Loading the map…")

@@ -97,7 +97,7 @@ try:
     else:
         upload = Upload(**{k: v for k, v in query.items() if k != "kind"})
         with st.spinner(f"Embedding {upload.name} in {space_name}…"):
-            resolved = resolve_upload(catalogue, space, fitted, upload)
+            resolved = resolve_upload(catalogue, space, fitted, upload, load_space=lambda name: load_space_cached(root, name))
 except SongsimError as exc:
     st.error(str(exc))
     st.stop()

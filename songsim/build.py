@@ -11,6 +11,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from songsim import config
 from songsim.catalogue import Catalogue, load_catalogue
@@ -70,23 +73,45 @@ def space_inputs(
     paths: Sequence[Path],
     fingerprints: Sequence[str],
     keys: Sequence[str],
+    dependency_vectors: Callable[[str], np.ndarray],
     n_jobs: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
-):
-    """The input a space consumes, for songs given by audio ``paths`` (with their content
-    ``fingerprints``) and ``keys`` (track ids, or fingerprints for uploads)."""
-    if space_cls.input_kind == "handcrafted":
-        return extract_features(
-            list(paths),
-            list(fingerprints),
-            kind="handcrafted",
-            cache_dir=features_cache_dir(catalogue),
-            n_jobs=n_jobs,
-            on_progress=on_progress,
-        )
-    if space_cls.input_kind == "key":
-        return list(keys)
-    raise ValueError(f"space {space_cls.name!r} has unknown input kind {space_cls.input_kind!r}")
+) -> dict[str, Any]:
+    """The inputs a space consumes (see :mod:`songsim.spaces`) for m songs.
+
+    Parameters
+    ----------
+    paths, fingerprints : sequence
+        The songs' audio files and their content fingerprints (the feature cache key).
+    keys : sequence of str
+        Track ids for catalogue songs, content fingerprints for uploads.
+    dependency_vectors : callable
+        ``dependency_vectors(space_name) -> (m, dim)``: the songs in another space, for
+        ``"space:<name>"`` inputs (catalogue vectors, or an upload embedded there).
+    """
+    values: dict[str, Any] = {}
+    for name in space_cls.inputs:
+        if name == "handcrafted":
+            values[name] = extract_features(
+                list(paths),
+                list(fingerprints),
+                kind="handcrafted",
+                cache_dir=features_cache_dir(catalogue),
+                n_jobs=n_jobs,
+                on_progress=on_progress,
+            )
+        elif name == "key":
+            values[name] = list(keys)
+        elif name.startswith("space:"):
+            values[name] = dependency_vectors(name.removeprefix("space:"))
+        else:
+            raise ValueError(f"space {space_cls.name!r} asks for an unknown input {name!r}")
+    return values
+
+
+def space_dependencies(space_cls: type[Space]) -> list[str]:
+    """Names of the spaces whose vectors ``space_cls`` consumes."""
+    return [name.removeprefix("space:") for name in space_cls.inputs if name.startswith("space:")]
 
 
 def map_path(catalogue: Catalogue, space_name: str, method: str) -> Path:
@@ -160,20 +185,24 @@ def build(
     report.stage_seconds["catalogue"] = time.perf_counter() - started
 
     names = list(spaces) if spaces is not None else space_names()
-    space_classes = [space_type(name) for name in names]
+    space_classes = [space_type(name) for name in _with_dependencies(names)]
     labels = {c: catalogue.labels(c) for c in catalogue.tracks.columns}
-    fitted_spaces: list[Space] = []
+    fitted_spaces: dict[str, Space] = {}
     for index, cls in enumerate(space_classes):
         lacking = missing_labels(cls, catalogue)
-        if lacking:
-            report.skipped[cls.name] = f"the catalogue has no {', '.join(lacking)} labels"
+        unbuilt = [d for d in space_dependencies(cls) if d not in fitted_spaces]
+        if lacking or unbuilt:
+            report.skipped[cls.name] = (
+                f"the catalogue has no {', '.join(lacking)} labels" if lacking else f"it needs {', '.join(unbuilt)}, which was skipped"
+            )
             continue
         stage = f"space:{cls.name}"
         stage_started = time.perf_counter()
         folder = space_dir(catalogue.derived_dir, cls.name)
-        key = space_fit_key(cls, f"{catalogue_key}-{FEATURES_VERSION}", seed)
+        upstream = "-".join(stored_fit_key(space_dir(catalogue.derived_dir, d)) or "" for d in space_dependencies(cls))
+        key = space_fit_key(cls, f"{catalogue_key}-{FEATURES_VERSION}-{upstream}", seed)
         if stored_fit_key(folder) == key:
-            fitted_spaces.append(load_space(folder))
+            fitted_spaces[cls.name] = load_space(folder)
             report.reused.append(cls.name)
             continue
         report_progress(stage, 0.0, f"{cls.name}: computing inputs for {len(catalogue)} tracks")
@@ -183,6 +212,7 @@ def build(
             paths=catalogue.tracks["path"].map(Path).tolist(),
             fingerprints=fingerprints,
             keys=catalogue.track_ids,
+            dependency_vectors=lambda name: fitted_spaces[name].vectors_,
             n_jobs=n_jobs,
             on_progress=lambda done, total, name=cls.name: report_progress(
                 "features", done / max(total, 1), f"{name}: features {done}/{total} tracks"
@@ -192,13 +222,13 @@ def build(
         fit_started = time.perf_counter()
         space = cls().fit(inputs, labels=labels, seed=seed)
         save_space(space, folder, fit_key=key, fit_seconds=time.perf_counter() - fit_started)
-        fitted_spaces.append(space)
+        fitted_spaces[cls.name] = space
         report.built.append(cls.name)
         report.stage_seconds[stage] = time.perf_counter() - stage_started
         report_progress(stage, 1.0, f"{cls.name}: {space.dim}-d, fitted ({index + 1}/{len(space_classes)} spaces)")
 
     n_maps = len(fitted_spaces) * len(map_methods)
-    for i, (space, method) in enumerate((s, m) for s in fitted_spaces for m in map_methods):
+    for i, (space, method) in enumerate((s, m) for s in fitted_spaces.values() for m in map_methods):
         name = f"map:{space.name}/{method}"
         if map_is_current(catalogue, space.name, method, seed=seed):
             report.reused.append(name)
@@ -211,6 +241,21 @@ def build(
     report_progress("done", 1.0, f"built {len(report.built)}, reused {len(report.reused)}")
     report.stage_seconds["total"] = time.perf_counter() - started
     return report
+
+
+def _with_dependencies(names: Sequence[str]) -> list[str]:
+    """``names`` plus every space they depend on, each after its dependencies."""
+    ordered: list[str] = []
+
+    def visit(name: str) -> None:
+        if name not in ordered:
+            for dependency in space_dependencies(space_type(name)):
+                visit(dependency)
+            ordered.append(name)
+
+    for name in names:
+        visit(name)
+    return ordered
 
 
 def built_space_names(catalogue: Catalogue) -> list[str]:
@@ -262,3 +307,9 @@ def open_index(catalogue: Catalogue, space: Space, *, metric: str):
     :data:`songsim.neighbours.DEFAULT_ANNOY_ABOVE` tracks, else an annoy index stored beside
     the space (memory-mapped, so every app session shares one copy)."""
     return make_index(space.vectors_, metric=metric, path=space_dir(catalogue.derived_dir, space.name) / f"annoy-{metric}.ann")
+
+
+def load_built_space(catalogue: Catalogue, name: str) -> Space:
+    """The fitted space ``name`` stored in this catalogue (:class:`NotBuiltError` if none)."""
+    space_type(name)
+    return load_space(space_dir(catalogue.derived_dir, name))

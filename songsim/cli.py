@@ -69,14 +69,12 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
-    from songsim.build import open_index, space_dir
+    from songsim.build import load_built_space, open_index
     from songsim.catalogue import load_catalogue
     from songsim.query import embed_upload, neighbour_table, neighbours_of, store_upload, table_records
-    from songsim.spaces import load_space, space_type
 
     catalogue = load_catalogue(args.dir)
-    space_type(args.space)
-    space = load_space(space_dir(catalogue.derived_dir, args.space))
+    space = load_built_space(catalogue, args.space)
     index = open_index(catalogue, space, metric=args.metric)
     if args.track is not None:
         row = catalogue.row_of(args.track)
@@ -88,7 +86,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
             raise SongsimError(f"Audio file {audio} does not exist: give the path of a WAV, FLAC, OGG or MP3 file.")
         upload = store_upload(catalogue, audio.read_bytes(), audio.name)
         row = upload.catalogue_row
-        vector = embed_upload(catalogue, space, upload)
+        vector = embed_upload(catalogue, space, upload, load_space=lambda name: load_built_space(catalogue, name))
         query = {"audio": str(audio), "fingerprint": upload.fingerprint}
     found = neighbours_of(catalogue, index, vector=vector, query_row=row, k=args.k, exclude_artist=args.exclude_artist)
     table = neighbour_table(catalogue, found)

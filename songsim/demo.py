@@ -34,7 +34,7 @@ Units: times in seconds (``_s``) or beats, tempo in bpm, levels in dB re full sc
 from __future__ import annotations
 
 import csv
-import json
+import io
 import math
 import os
 import re
@@ -48,6 +48,7 @@ from scipy import fft, signal
 
 from songsim.config import CLIP_DURATION_S, SAMPLE_RATE_HZ
 from songsim.errors import SongsimError
+from songsim.files import atomic_write, read_json, write_json
 from songsim.synth import DRUM_BANK, Note, SoundFont
 
 GENERATOR_VERSION = 1  # bump whenever the output changes: a cached demo is then rebuilt
@@ -1424,23 +1425,23 @@ def _audio_path(spec: TrackSpec, audio_format: str) -> str:
 def _render_to_file(spec: TrackSpec, out_dir: str, audio_format: str) -> tuple[str, float]:
     """Worker: render one clip and write it; return (track id, loudness in dB re full scale).
 
-    A lossy codec can overshoot the master's peak by a decibel or so: an OGG file is decoded
-    again and, should its peak exceed full scale, re-encoded a little quieter.
+    A lossy codec can overshoot the master's peak by a decibel or so: an OGG clip is decoded
+    again and, should its peak exceed full scale, encoded again a little quieter.
     """
     clip = render_track(spec)
-    target = Path(out_dir) / _audio_path(spec, audio_format)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f"{target.stem}.partial.{audio_format}")
     container, subtype = AUDIO_FORMATS[audio_format]
     while True:
-        sf.write(partial, clip, SAMPLE_RATE_HZ, format=container, subtype=subtype)
+        encoded = io.BytesIO()
+        sf.write(encoded, clip, SAMPLE_RATE_HZ, format=container, subtype=subtype)
         if subtype != "VORBIS":
             break
-        peak = float(np.max(np.abs(sf.read(partial, dtype="float32")[0])))
+        encoded.seek(0)
+        peak = float(np.max(np.abs(sf.read(encoded, dtype="float32")[0])))
         if peak <= 1.0:
             break
         clip = clip * np.float32(0.98 / peak)
-    os.replace(partial, target)
+    with atomic_write(Path(out_dir) / _audio_path(spec, audio_format)) as handle:
+        handle.write(encoded.getvalue())
     return spec.track_id, 20.0 * math.log10(max(_rms(clip), 1e-6))
 
 
@@ -1452,12 +1453,9 @@ def _manifest(seed: int, tracks_per_genre: int, audio_format: str) -> dict[str, 
 
 
 def _is_built(out_dir: Path, manifest: dict[str, object], specs: list[TrackSpec]) -> bool:
-    try:
-        stored = json.loads((out_dir / MANIFEST_JSON).read_text())
-    except (OSError, ValueError):
-        return False
     audio_format = str(manifest["audio_format"])
-    return (stored == manifest and (out_dir / TRACKS_CSV).is_file()
+    return (read_json(out_dir / MANIFEST_JSON) == manifest
+            and (out_dir / TRACKS_CSV).is_file()
             and all((out_dir / _audio_path(spec, audio_format)).is_file() for spec in specs))
 
 
@@ -1484,7 +1482,7 @@ def make_demo(out_dir: Path | str, *, seed: int = 0, tracks_per_genre: int = 30,
     n_jobs : int, optional, keyword-only
         Worker processes; default every available core. ``1`` renders in this process.
     audio_format : {"ogg", "flac"}, keyword-only
-        ``"ogg"`` (Vorbis, ~15x smaller) or ``"flac"`` (lossless; encodes about ten times
+        ``"ogg"`` (Vorbis, about 5x smaller) or ``"flac"`` (lossless; encodes about ten times
         faster, which matters on a small machine: Vorbis encoding is most of the build time).
 
     Returns
@@ -1515,17 +1513,17 @@ def make_demo(out_dir: Path | str, *, seed: int = 0, tracks_per_genre: int = 30,
     (out_dir / MANIFEST_JSON).unlink(missing_ok=True)  # a crash below leaves no stale claim
     loudness = dict(_render_all(specs, out_dir, audio_format=audio_format,
                                 on_progress=on_progress, n_jobs=n_jobs))
-    partial = csv_path.with_name(TRACKS_CSV + ".partial")
-    with partial.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        writer.writeheader()
-        for spec in specs:
-            writer.writerow({"track_id": spec.track_id,
-                             "path": _audio_path(spec, audio_format), "title": spec.title,
-                             "artist": spec.artist, "album": spec.album, "year": spec.year,
-                             "genre": spec.genre, **_labels(spec, loudness[spec.track_id])})
-    os.replace(partial, csv_path)
-    (out_dir / MANIFEST_JSON).write_text(json.dumps(manifest, indent=2) + "\n")
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for spec in specs:
+        writer.writerow({"track_id": spec.track_id, "path": _audio_path(spec, audio_format),
+                         "title": spec.title, "artist": spec.artist, "album": spec.album,
+                         "year": spec.year, "genre": spec.genre,
+                         **_labels(spec, loudness[spec.track_id])})
+    with atomic_write(csv_path) as handle:
+        handle.write(table.getvalue().encode("utf-8"))
+    write_json(out_dir / MANIFEST_JSON, manifest)  # last: it vouches for everything above
     return csv_path
 
 

@@ -7,6 +7,7 @@ An upload goes down exactly the catalogue path: decode → features (same per-co
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,14 +73,19 @@ def store_upload(catalogue: Catalogue, data: bytes, filename: str) -> Upload:
     return Upload(fingerprint=fingerprint, path=path, name=filename, catalogue_row=row)
 
 
-def embed_upload(catalogue: Catalogue, space: Space, upload: Upload) -> np.ndarray:
-    """The vector of an uploaded song in ``space``, (dim,) float32, via the fitted transform."""
+def embed_upload(catalogue: Catalogue, space: Space, upload: Upload, *, load_space: Callable[[str], Space]) -> np.ndarray:
+    """The vector of an uploaded song in ``space``, (dim,) float32, via the fitted transform.
+
+    ``load_space(name)`` returns another fitted space, for spaces built on other spaces (the
+    upload is embedded there first).
+    """
     inputs = space_inputs(
         type(space),
         catalogue,
         paths=[upload.path],
         fingerprints=[upload.fingerprint],
         keys=[upload.fingerprint],
+        dependency_vectors=lambda name: embed_upload(catalogue, load_space(name), upload, load_space=load_space)[None, :],
         n_jobs=1,
     )
     return space.transform(inputs)[0]
@@ -179,9 +185,11 @@ def resolve_track(catalogue: Catalogue, space: Space, coords: np.ndarray, track_
     )
 
 
-def resolve_upload(catalogue: Catalogue, space: Space, fitted_map, upload: Upload) -> ResolvedQuery:
+def resolve_upload(
+    catalogue: Catalogue, space: Space, fitted_map, upload: Upload, *, load_space: Callable[[str], Space]
+) -> ResolvedQuery:
     """An upload as a query, embedded and placed on the map through the fitted objects."""
-    vector = embed_upload(catalogue, space, upload)
+    vector = embed_upload(catalogue, space, upload, load_space=load_space)
     return ResolvedQuery(
         vector=vector,
         point=fitted_map.transform(vector[None, :])[0],

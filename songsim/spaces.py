@@ -46,7 +46,8 @@ class Space(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str]
-    input_kind: ClassVar[str]
+    #: names of the inputs ``fit`` and ``transform`` receive (see the module docstring)
+    inputs: ClassVar[tuple[str, ...]]
     #: catalogue label columns the space needs (it is skipped when they are missing)
     required_labels: ClassVar[tuple[str, ...]] = ()
     #: bump when the space's algorithm changes, so stored fits become stale
@@ -55,11 +56,14 @@ class Space(ABC):
     vectors_: np.ndarray
 
     @abstractmethod
-    def fit(self, inputs: Any, *, labels: dict[str, np.ndarray], seed: int = 0) -> "Space":
-        """Fit on the catalogue's ``inputs`` (row order of ``tracks.csv``) and set ``vectors_``."""
+    def fit(self, inputs: dict[str, Any], *, labels: dict[str, np.ndarray], seed: int = 0) -> "Space":
+        """Fit on the catalogue's ``inputs`` (row order of ``tracks.csv``) and set ``vectors_``.
+
+        ``labels`` maps every column of ``tracks.csv`` to an (n_tracks,) object array.
+        """
 
     @abstractmethod
-    def transform(self, inputs: Any) -> np.ndarray:
+    def transform(self, inputs: dict[str, Any]) -> np.ndarray:
         """Embed new songs: ``inputs`` for m songs → (m, dim) float32, through the fitted objects."""
 
     @property
@@ -105,23 +109,24 @@ class HandcraftedSpace(Space):
 
     name = "handcrafted"
     description = "librosa statistics (MFCC, chroma, tonnetz, spectral shape) · standardise + PCA 99 %"
-    input_kind = "handcrafted"
+    inputs = ("handcrafted",)
 
     def __init__(self, *, variance: float = 0.99) -> None:
         self.variance = variance
 
-    def fit(self, inputs: np.ndarray, *, labels: dict[str, np.ndarray], seed: int = 0) -> "HandcraftedSpace":
-        """``inputs``: (n_tracks, D) float32 handcrafted features."""
+    def fit(self, inputs: dict[str, Any], *, labels: dict[str, np.ndarray], seed: int = 0) -> "HandcraftedSpace":
+        """``inputs["handcrafted"]``: (n_tracks, D) float32 handcrafted features."""
+        features = inputs["handcrafted"]
         self.pipeline_ = Pipeline(
             [("scale", StandardScaler()), ("pca", PCA(n_components=self.variance, svd_solver="full", random_state=seed))]
-        ).fit(inputs)
-        self.vectors_ = self.pipeline_.transform(inputs).astype(np.float32)
+        ).fit(features)
+        self.vectors_ = self.pipeline_.transform(features).astype(np.float32)
         return self
 
-    def transform(self, inputs: np.ndarray) -> np.ndarray:
-        """``inputs``: (m, D) handcrafted features → (m, n_components) float32."""
+    def transform(self, inputs: dict[str, Any]) -> np.ndarray:
+        """``inputs["handcrafted"]``: (m, D) handcrafted features → (m, n_components) float32."""
         self._fitted()
-        return self.pipeline_.transform(np.atleast_2d(inputs)).astype(np.float32)
+        return self.pipeline_.transform(np.atleast_2d(inputs["handcrafted"])).astype(np.float32)
 
 
 @register_space
@@ -134,21 +139,21 @@ class RandomSpace(Space):
 
     name = "random"
     description = "seeded random vectors · the chance floor of every comparison"
-    input_kind = "key"
+    inputs = ("key",)
 
     def __init__(self, *, dim: int = 64) -> None:
         self.dim_ = dim
 
-    def fit(self, inputs: list[str], *, labels: dict[str, np.ndarray], seed: int = 0) -> "RandomSpace":
-        """``inputs``: track ids in row order."""
+    def fit(self, inputs: dict[str, Any], *, labels: dict[str, np.ndarray], seed: int = 0) -> "RandomSpace":
+        """``inputs["key"]``: track ids in row order."""
         self.seed_ = seed
         self.vectors_ = self.transform(inputs)
         return self
 
-    def transform(self, inputs: list[str]) -> np.ndarray:
-        """``inputs``: m keys → (m, dim) float32."""
+    def transform(self, inputs: dict[str, Any]) -> np.ndarray:
+        """``inputs["key"]``: m keys → (m, dim) float32."""
         rows = []
-        for key in inputs:
+        for key in inputs["key"]:
             digest = hashlib.sha256(f"{self.seed_}:{key}".encode()).digest()
             rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
             rows.append(rng.standard_normal(self.dim_))

@@ -35,8 +35,9 @@ a stereo instrument are both played and summed); ``keynum``/``velocity`` overrid
 Rendered notes are cached, so a note's hold time is quantised first (to 10 ms up to 0.1 s,
 then to a geometric grid of ratio :data:`DURATION_RATIO`, i.e. within +-2.5 %). A release tail
 is cut at :data:`MAX_RELEASE_S` after note-off, and a note ends once its envelope falls
-below -60 dB. A preset that the file lacks falls back, as General-MIDI players
-do, to bank 0 (melodic) or to kit 0 of bank 128 (percussion).
+below -60 dB (with a 5 ms fade, so that a cut never clicks). A preset that the file lacks
+falls back, as General-MIDI players do, to bank 0 (melodic) or to kit 0 of bank 128
+(percussion).
 
 Units: times in seconds (``_s``), sample rates in Hz (``_hz``), MIDI keys and velocities
 0-127; the output is mono ``float32`` with full scale at 1.0.
@@ -68,6 +69,7 @@ DURATION_STEP_S = 0.01  # hold times up to 10 steps are quantised to this step..
 DURATION_RATIO = 1.05  # ...and longer ones to this geometric grid (cache hits across tempi)
 _FLOOR_AMPLITUDE = 1e-3  # -60 dB: a note ends once its envelope is below this
 _ENVELOPE_STEP = 16  # samples between envelope control points (0.7 ms at 22 050 Hz)
+_END_FADE_S = 0.005  # every note fades out over its last 5 ms (a cut tail must not click)
 
 # Generator operators (SoundFont 2.01, section 8.1.2).
 _START_OFFSET, _END_OFFSET, _LOOP_START_OFFSET, _LOOP_END_OFFSET = 0, 1, 2, 3
@@ -75,8 +77,7 @@ _START_COARSE, _END_COARSE = 4, 12
 _DELAY_VOL, _ATTACK_VOL, _HOLD_VOL, _DECAY_VOL, _SUSTAIN_VOL, _RELEASE_VOL = range(33, 39)
 _KEY_TO_HOLD, _KEY_TO_DECAY = 39, 40
 _INSTRUMENT, _KEY_RANGE, _VEL_RANGE = 41, 43, 44
-_LOOP_START_COARSE = 45
-_INITIAL_ATTENUATION = 48
+_LOOP_START_COARSE, _KEYNUM, _VELOCITY, _INITIAL_ATTENUATION = 45, 46, 47, 48
 _LOOP_END_COARSE = 50
 _COARSE_TUNE, _FINE_TUNE, _SAMPLE_ID, _SAMPLE_MODES = 51, 52, 53, 54
 _SCALE_TUNING, _EXCLUSIVE_CLASS, _OVERRIDING_ROOT_KEY = 56, 57, 58
@@ -94,8 +95,8 @@ _UNSIGNED = {_INSTRUMENT, _SAMPLE_ID, _SAMPLE_MODES}
 # Generators that are valid only in instrument zones (section 8.1.3): ignored in presets.
 _INSTRUMENT_ONLY = {
     _START_OFFSET, _END_OFFSET, _LOOP_START_OFFSET, _LOOP_END_OFFSET, _START_COARSE,
-    _END_COARSE, _LOOP_START_COARSE, _LOOP_END_COARSE, 46, 47, _SAMPLE_MODES, 57,
-    _OVERRIDING_ROOT_KEY, _SAMPLE_ID,
+    _END_COARSE, _LOOP_START_COARSE, _LOOP_END_COARSE, _KEYNUM, _VELOCITY, _SAMPLE_MODES,
+    _EXCLUSIVE_CLASS, _OVERRIDING_ROOT_KEY, _SAMPLE_ID,
 }
 
 _PHDR = np.dtype([("name", "S20"), ("preset", "<u2"), ("bank", "<u2"), ("bag", "<u2"),
@@ -603,4 +604,6 @@ def _render_region(samples: np.ndarray, region: _Region, key: int, held_s: float
     wave += (np.take(samples, index + 1) - wave) * pos
     wave *= env[:n]
     wave *= np.float32(10.0 ** (-region.attenuation_cb / 200.0))
+    fade = min(n, int(_END_FADE_S * sr_hz))
+    wave[n - fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
     return wave
