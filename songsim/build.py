@@ -34,6 +34,7 @@ from songsim.spaces import (
 
 #: map methods fitted by a build, for every space
 DEFAULT_MAP_METHODS = ("pca", "umap", "tsne")
+#: spaces the app builds on first start (fast: no training); others are built on request
 DEFAULT_SPACES = ("handcrafted", "random")
 FEATURES_VERSION = "handcrafted-v1"
 
@@ -299,7 +300,7 @@ def prepare_catalogue(
             if on_progress is None
             else lambda done, total, message: on_progress("demo", done / max(total, 1), f"rendering {done}/{total}: {message}"),
         )
-    return build(root, on_progress=on_progress)
+    return build(root, spaces=DEFAULT_SPACES, on_progress=on_progress)
 
 
 def open_index(catalogue: Catalogue, space: Space, *, metric: str):
