@@ -1,6 +1,6 @@
 """Cold demo build: seconds per stage and clips/s, as the app's first start does it.
 
-    python bench/bench_build.py [--dir DIR] [--tracks-per-genre 30]
+    python -m bench.bench_build [--dir DIR] [--tracks-per-genre 30]
 
 Prints JSON. Uses a fresh folder (a temporary one by default) so nothing is cached.
 """
@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from songsim.build import build
+from songsim.build import DEFAULT_SPACES, DEMO_AUDIO_FORMAT, build
 from songsim.demo import make_demo
 
 
@@ -22,9 +22,9 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(args.dir or tempfile.mkdtemp(prefix="songsim-bench-")) / "demo"
     started = time.perf_counter()
-    make_demo(root, tracks_per_genre=args.tracks_per_genre)
+    make_demo(root, tracks_per_genre=args.tracks_per_genre, audio_format=DEMO_AUDIO_FORMAT)
     demo_s = time.perf_counter() - started
-    report = build(root)
+    report = build(root, spaces=DEFAULT_SPACES)
     total_s = time.perf_counter() - started
     n = report.n_tracks
     print(json.dumps({

@@ -2,8 +2,8 @@
 
 Prints one JSON object. Usage::
 
-    python bench/bench_index.py                 # sizes 10000,100000 (about a minute)
-    python bench/bench_index.py 5000,50000 --metric euclidean --search-k 20000
+    python -m bench.bench_index                 # sizes 10000,100000 (about a minute)
+    python -m bench.bench_index 5000,50000 --metric euclidean --search-k 20000
 
 Data: synthetic clustered 64-d float32 vectors (Gaussian clusters, one per 200 rows, that
 overlap as real embedding spaces do). Queries are catalogue rows (``query_row``, the row

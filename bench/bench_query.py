@@ -1,6 +1,6 @@
 """Upload → top-5 latency: decode, features, embed, search, map transform (median over repeats).
 
-    python bench/bench_query.py DIR [--repeats 10] [--space handcrafted] [--method umap]
+    python -m bench.bench_query DIR [--repeats 10] [--space handcrafted] [--method umap]
 
 DIR is a built catalogue (default: the demo under $SONGSIM_HOME). Each repeat uploads a
 *new* 30 s clip (a catalogue clip with a little noise, so no cache can answer it), exactly as

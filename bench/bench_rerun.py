@@ -1,6 +1,6 @@
 """Explore page rerun time with warm caches (median over repeats), through AppTest.
 
-    python bench/bench_rerun.py [DIR] [--repeats 10]
+    python -m bench.bench_rerun [DIR] [--repeats 10]
 
 DIR is a built catalogue (default: the demo under $SONGSIM_HOME). The first run warms the
 caches; each timed rerun changes the query, as a user picking songs does. Prints JSON.

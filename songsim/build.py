@@ -34,6 +34,8 @@ from songsim.spaces import (
 
 #: map methods fitted by a build, for every space
 DEFAULT_MAP_METHODS = ("pca", "umap", "tsne")
+#: the app's demo is FLAC: Vorbis encoding would double the first start on 2 cores (~210 MB)
+DEMO_AUDIO_FORMAT = "flac"
 #: spaces the app builds on first start (fast: no training); others are built on request
 DEFAULT_SPACES = ("handcrafted", "random")
 FEATURES_VERSION = "handcrafted-v1"
@@ -296,6 +298,7 @@ def prepare_catalogue(
 
         make_demo(
             root,
+            audio_format=DEMO_AUDIO_FORMAT,
             on_progress=None
             if on_progress is None
             else lambda done, total, message: on_progress("demo", done / max(total, 1), f"rendering {done}/{total}: {message}"),

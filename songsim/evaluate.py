@@ -1,0 +1,419 @@
+"""Label-based evaluation of embedding spaces: the offline counterpart of a listening study.
+
+Catalogue labels stand in for raters: a neighbour "is relevant" when it shares the query's
+genre (or emotion quadrant). Every figure uses cosine similarity (exact search) and never
+counts the query itself. Per space, :func:`evaluate_space` reports
+
+``genre_p@k``
+    Mean share of the top-k neighbours with the query's genre (P@k, Pampalk 2006).
+``genre_p@k_artist_filtered``
+    The same with every song of the query's artist removed from the candidates: the MIREX
+    *artist filter*, so a space is not rewarded for finding the same artist
+    (Flexer & Schnitzer, "Effects of album and artist filters in audio similarity computed
+    for very large music databases", CMJ 34(3), 2010).
+``emotion_p@k``
+    Mean share of the top-k in the query's Thayer emotion quadrant.
+``year_distance@k``
+    Mean absolute difference in release year between the query and its top-k, in years
+    (lower = closer in era).
+``ndcg@1``, ``ndcg@6``, ``map``
+    The ranking protocol: per query, 3 same-genre and 3 different-genre songs drawn at
+    random are ranked by similarity to the query and scored with binary relevance
+    (same genre = 1). Chance: nDCG@1 = 0.5, nDCG@6 ≈ 0.775, MAP = 0.645.
+``pairwise_acc``
+    Over 15 (similar, dissimilar) pairs per query (the 3 same-genre songs × 5
+    different-genre songs, the first 3 of which are the ranked ones): share of pairs where
+    the same-genre song is the more similar (ties ½). Chance 0.5.
+``v_measure``, ``ami`` / ``v_measure_gmm``, ``ami_gmm``
+    Agreement of k-means / a diagonal Gaussian mixture with the genres, as many clusters as
+    genres among the queries, fitted on L2-normalised vectors (the geometry of cosine).
+``hubness_skew``, ``orphans``
+    Skewness of the k-occurrence of the top-k graph over the whole catalogue, and the share
+    of songs that are nobody's top-k neighbour (Radovanović et al., JMLR 11, 2010).
+
+Candidates are every catalogue song that carries the figure's label (an unlabelled song
+cannot be judged, so it is left out of that figure's candidates). Queries are every song
+with the label, or — for a supervised space with a ``test_rows_`` attribute — only its
+held-out test rows, so a space is never scored on songs it was trained on. The number of
+queries behind each figure is reported in ``"n_queries"``; a figure that cannot be computed
+(labels missing, too few songs) is left out with its reason in ``"skipped"``.
+
+Random draws depend only on ``(seed, query row)``, so every space is scored on the same
+query/candidate sets and the comparison between spaces is paired.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from songsim.build import built_space_names, load_built_space
+from songsim.catalogue import Catalogue, load_catalogue
+from songsim.errors import NotBuiltError, SongsimError
+from songsim.metrics import (
+    average_precision,
+    cluster_scores,
+    hubness,
+    ndcg_at_k,
+    pairwise_accuracy,
+    precision_at_k,
+)
+from songsim.neighbours import ExactIndex, artist_keys, exclusion_mask
+from songsim.spaces import space_type
+
+__all__ = ["N_SAME", "N_DIFFERENT", "N_RANKED_DIFFERENT", "evaluate_space", "evaluate_catalogue", "format_table"]
+
+#: ranking protocol: same-genre songs drawn per query (all of them are ranked and paired)
+N_SAME = 3
+#: different-genre songs drawn per query (all of them are paired: 3 × 5 = 15 pairs)
+N_DIFFERENT = 5
+#: different-genre songs ranked with the same-genre ones (the first of the N_DIFFERENT drawn)
+N_RANKED_DIFFERENT = 3
+DECIMALS = 4
+RANKING_FIGURES = ("ndcg@1", "ndcg@6", "map", "pairwise_acc")
+CLUSTER_FIGURES = ("v_measure", "ami", "v_measure_gmm", "ami_gmm")
+
+#: on_progress(stage, fraction_done 0–1, message), as in :mod:`songsim.build`
+ProgressFn = Callable[[str, float, str], None]
+
+
+def evaluate_space(catalogue: Catalogue, space: Any, *, seed: int = 0, k: int = 5) -> dict[str, Any]:
+    """Every label-based figure of one fitted space (see the module docstring).
+
+    Parameters
+    ----------
+    catalogue : Catalogue
+        The catalogue the space was fitted on (same rows, same order).
+    space : Space
+        A fitted space: ``vectors_`` ``(n_tracks, dim)``; optionally ``test_rows_``, an int
+        array of the rows it never trained on, which then are the only queries.
+    seed : int
+        Seed of the ranking protocol's draws and of the clusterings.
+    k : int >= 1
+        Neighbours per query for the P@k, year and hubness figures.
+
+    Returns
+    -------
+    dict
+        JSON-ready (plain floats and ints): each computed figure, rounded to 4 decimals;
+        ``"n_queries"``: {figure: queries it averaged over}; ``"skipped"``: {figure: reason};
+        ``"held_out"``: whether queries were restricted to ``test_rows_``; ``"dim"``.
+
+    Raises
+    ------
+    SongsimError
+        The space is unfitted or does not match the catalogue, ``test_rows_`` is invalid,
+        or ``k`` is not a positive integer.
+    """
+    name = getattr(space, "name", type(space).__name__)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise SongsimError(f"k must be an integer >= 1; got {k!r}.")
+    vectors = _space_vectors(catalogue, space, name)
+    n = vectors.shape[0]
+    queries = _query_rows(space, n, name)
+    index = ExactIndex(vectors, metric="cosine")
+    figures: dict[str, float] = {}
+    n_queries: dict[str, int] = {}
+    skipped: dict[str, str] = {}
+
+    def record(values: dict[str, float], used: int) -> None:
+        for figure, value in values.items():
+            figures[figure] = round(float(value), DECIMALS)
+            n_queries[figure] = int(used)
+
+    genre_figures = [f"genre_p@{k}", f"genre_p@{k}_artist_filtered", *RANKING_FIGURES, *CLUSTER_FIGURES]
+    genre = _labelled(catalogue, "genre", queries, skipped, genre_figures)
+    if genre is not None:
+        labels, known, genre_queries = genre
+        _precision_figure(index, genre_queries, labels, known, k=k, figure=f"genre_p@{k}", record=record, skipped=skipped)
+        if catalogue.has_labels("artist"):
+            artists = artist_keys(catalogue.labels("artist"))
+            _precision_figure(
+                index, genre_queries, labels, known, k=k, artists=artists,
+                figure=f"genre_p@{k}_artist_filtered", record=record, skipped=skipped,
+            )
+        else:
+            skipped[f"genre_p@{k}_artist_filtered"] = "the catalogue has no artist labels"
+        _ranking_figures(index, vectors, genre_queries, labels, known, seed=seed, record=record, skipped=skipped)
+        _cluster_figures(vectors, genre_queries, labels, seed=seed, record=record, skipped=skipped)
+
+    emotion = _labelled(catalogue, "emotion", queries, skipped, [f"emotion_p@{k}"])
+    if emotion is not None:
+        labels, known, emotion_queries = emotion
+        _precision_figure(index, emotion_queries, labels, known, k=k, figure=f"emotion_p@{k}", record=record, skipped=skipped)
+
+    year = _labelled(catalogue, "year", queries, skipped, [f"year_distance@{k}"])
+    if year is not None:
+        labels, known, year_queries = year
+        rows, found = _neighbours(index, year_queries, known, k=k)
+        if rows.size:
+            years = np.array([np.nan if v is None else float(v) for v in labels])
+            distance = np.abs(years[found] - years[rows][:, None]).mean(axis=1)
+            record({f"year_distance@{k}": float(distance.mean())}, rows.size)
+        else:
+            skipped[f"year_distance@{k}"] = f"fewer than {k} other songs have a year"
+
+    if n > k:
+        _, found = _neighbours(index, np.arange(n), np.ones(n, dtype=bool), k=k)
+        hub = hubness(found, n)
+        record({"hubness_skew": hub["skewness"], "orphans": hub["orphans"]}, n)
+    else:
+        skipped["hubness_skew"] = skipped["orphans"] = f"the catalogue has {n} tracks; hubness at k={k} needs more than {k}"
+
+    order = [f for f in _figure_names(k) if f in figures]
+    return {
+        **{f: figures[f] for f in order},
+        "n_queries": {f: n_queries[f] for f in order},
+        "skipped": {f: skipped[f] for f in _figure_names(k) if f in skipped},
+        "held_out": hasattr(space, "test_rows_"),
+        "dim": int(vectors.shape[1]),
+    }
+
+
+def evaluate_catalogue(
+    root: str | Path,
+    *,
+    spaces: Sequence[str] | None = None,
+    seed: int = 0,
+    k: int = 5,
+    on_progress: ProgressFn | None = None,
+) -> dict[str, Any]:
+    """Evaluate built spaces of the catalogue at ``root`` with :func:`evaluate_space`.
+
+    Parameters
+    ----------
+    root : str or Path
+        A built catalogue folder.
+    spaces : sequence of str, optional
+        Space names (duplicates ignored); default: every built space, in registry order.
+    seed : int
+        Seed of the ranking protocol and clusterings (same draws for every space).
+    k : int >= 1
+        Neighbours per query.
+    on_progress : callable, optional
+        ``on_progress(stage, fraction_done, message)``, called before each space and at the end.
+
+    Returns
+    -------
+    dict
+        ``{"spaces": {name: figures}, "n_tracks": int, "seed": int, "k": int}``, JSON-ready.
+
+    Raises
+    ------
+    UnknownSpaceError
+        A name the registry does not know.
+    NotBuiltError
+        A space not built in this catalogue (or built on other tracks), or no built space.
+    """
+    report = on_progress or (lambda stage, fraction, message: None)
+    catalogue = load_catalogue(root)
+    built = built_space_names(catalogue)
+    names = list(dict.fromkeys(spaces)) if spaces is not None else built
+    if not names:
+        raise NotBuiltError(f"No space is built in {catalogue.root}: run `python -m songsim build {catalogue.root}` first.")
+    for name in names:
+        space_type(name)
+        if name not in built:
+            raise NotBuiltError(
+                f"Space {name!r} is not built in {catalogue.root}: run "
+                f"`python -m songsim build {catalogue.root} --spaces {name}` first (built: {', '.join(built) or 'none'})."
+            )
+    results = {}
+    for i, name in enumerate(names):
+        report("evaluate", i / len(names), f"{name}: {len(catalogue)} tracks")
+        results[name] = evaluate_space(catalogue, load_built_space(catalogue, name), seed=seed, k=k)
+    report("done", 1.0, f"evaluated {len(names)} space(s)")
+    return {"spaces": results, "n_tracks": len(catalogue), "seed": int(seed), "k": int(k)}
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """A plain-text table of :func:`evaluate_catalogue`'s result: one row per figure, one
+    column per space, then the query counts and the skipped figures with their reasons."""
+    names = list(result["spaces"])
+    per_space = result["spaces"]
+    figures = list(dict.fromkeys(f for name in names for f in per_space[name]["n_queries"]))
+    width = max([len(f) for f in figures] + [len("figure")])
+    columns = [max(len(name), 8) for name in names]
+    lines = ["  ".join(["figure".ljust(width)] + [name.rjust(c) for name, c in zip(names, columns)])]
+    for figure in figures:
+        cells = [f"{per_space[name][figure]:.4f}" if figure in per_space[name] else "—" for name in names]
+        lines.append("  ".join([figure.ljust(width)] + [cell.rjust(c) for cell, c in zip(cells, columns)]))
+    lines.append("")
+    lines.append(f"{result['n_tracks']} tracks, k={result['k']}, seed={result['seed']}")
+    for name in names:
+        counts = sorted(set(per_space[name]["n_queries"].values())) or [0]
+        span = str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+        split = " (its test split)" if per_space[name]["held_out"] else ""
+        lines.append(f"{name}: {span} queries per figure{split}")
+        for figure, reason in per_space[name]["skipped"].items():
+            lines.append(f"  skipped {figure}: {reason}")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------
+def _figure_names(k: int) -> list[str]:
+    """Every figure of :func:`evaluate_space`, in reporting order."""
+    return [
+        f"genre_p@{k}",
+        f"genre_p@{k}_artist_filtered",
+        f"emotion_p@{k}",
+        f"year_distance@{k}",
+        *RANKING_FIGURES,
+        *CLUSTER_FIGURES,
+        "hubness_skew",
+        "orphans",
+    ]
+
+
+def _space_vectors(catalogue: Catalogue, space: Any, name: str) -> np.ndarray:
+    vectors = getattr(space, "vectors_", None)
+    if vectors is None:
+        raise NotBuiltError(f"Space {name!r} is not fitted yet: run `python -m songsim build {catalogue.root}`.")
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2 or vectors.shape[0] != len(catalogue):
+        raise NotBuiltError(
+            f"Space {name!r} has vectors of shape {vectors.shape} but {catalogue.root} has {len(catalogue)} tracks: "
+            f"rebuild it with `python -m songsim build {catalogue.root} --spaces {name}`."
+        )
+    return vectors
+
+
+def _query_rows(space: Any, n: int, name: str) -> np.ndarray:
+    """Rows usable as queries: the space's ``test_rows_`` if it has them, else all rows."""
+    if not hasattr(space, "test_rows_"):
+        return np.arange(n)
+    rows = np.asarray(space.test_rows_)
+    if rows.ndim != 1 or rows.size == 0 or not np.issubdtype(rows.dtype, np.integer):
+        raise SongsimError(
+            f"Space {name!r} has test_rows_ of shape {rows.shape} and dtype {rows.dtype}; it must be a "
+            f"non-empty 1-D integer array of held-out rows: refit the space."
+        )
+    if rows.min() < 0 or rows.max() >= n:
+        raise SongsimError(f"Space {name!r} has test_rows_ outside 0..{n - 1} (the catalogue's rows): refit the space.")
+    return np.unique(rows)
+
+
+def _labelled(
+    catalogue: Catalogue, column: str, queries: np.ndarray, skipped: dict[str, str], figures: list[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(labels (n,), known (n,) bool, queries that have the label)``, or None after noting
+    why every figure in ``figures`` is skipped."""
+    if not catalogue.has_labels(column):
+        skipped.update({f: f"the catalogue has no {column} labels" for f in figures})
+        return None
+    labels = catalogue.labels(column)
+    known = np.array([v is not None for v in labels], dtype=bool)
+    labelled_queries = queries[known[queries]]
+    if labelled_queries.size == 0:
+        skipped.update({f: f"none of the {queries.size} query tracks has a {column} label" for f in figures})
+        return None
+    return labels, known, labelled_queries
+
+
+def _neighbours(
+    index: ExactIndex, queries: np.ndarray, candidates: np.ndarray, *, k: int, artists: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k of each query among ``candidates`` (bool (n,)), never the query itself and,
+    with ``artists``, never its artist. Queries with fewer than ``k`` candidates are dropped.
+
+    Returns ``(rows (m,), neighbour rows (m, k))``.
+    """
+    rows, found = [], []
+    for q in queries:
+        exclude = ~candidates
+        if artists is not None:
+            exclude |= exclusion_mask(candidates.size, artists=artists, query_artist=artists[q])
+        exclude[q] = True
+        if candidates.size - int(exclude.sum()) < k:
+            continue
+        rows.append(int(q))
+        found.append(index.query_row(int(q), k=k, exclude=exclude).indices)
+    return np.asarray(rows, dtype=np.int64), np.asarray(found, dtype=np.int64).reshape(len(rows), k)
+
+
+def _precision_figure(
+    index: ExactIndex,
+    queries: np.ndarray,
+    labels: np.ndarray,
+    known: np.ndarray,
+    *,
+    k: int,
+    figure: str,
+    record: Callable[[dict[str, float], int], None],
+    skipped: dict[str, str],
+    artists: np.ndarray | None = None,
+) -> None:
+    rows, found = _neighbours(index, queries, known, k=k, artists=artists)
+    if rows.size == 0:
+        skipped[figure] = f"no query has {k} labelled candidates" + (" outside its artist" if artists is not None else "")
+        return
+    precision = [precision_at_k(labels[nb] == labels[q], k) for q, nb in zip(rows, found)]
+    record({figure: float(np.mean(precision))}, rows.size)
+
+
+def _ranking_figures(
+    index: ExactIndex,
+    vectors: np.ndarray,
+    queries: np.ndarray,
+    genres: np.ndarray,
+    known: np.ndarray,
+    *,
+    seed: int,
+    record: Callable[[dict[str, float], int], None],
+    skipped: dict[str, str],
+) -> None:
+    """nDCG@1, nDCG@6, MAP over 3 same- + 3 different-genre candidates; pairwise accuracy
+    over 3 × 5 pairs. A query needs 3 other same-genre and 5 different-genre songs."""
+    relevance = np.array([1] * N_SAME + [0] * N_RANKED_DIFFERENT)
+    ndcg1, ndcg6, ap, pairwise = [], [], [], []
+    for q in queries:
+        same = np.flatnonzero(known & (genres == genres[q]))
+        same = same[same != q]
+        different = np.flatnonzero(known & (genres != genres[q]))
+        if same.size < N_SAME or different.size < N_DIFFERENT:
+            continue
+        rng = np.random.default_rng([seed, int(q)])
+        similar = rng.choice(same, N_SAME, replace=False)
+        dissimilar = rng.choice(different, N_DIFFERENT, replace=False)
+        scores = index.scores(vectors[q])
+        # shuffle before the stable sort so that tied scores fall in random (not label) order
+        shuffled = rng.permutation(relevance.size)
+        candidates = np.concatenate([similar, dissimilar[:N_RANKED_DIFFERENT]])[shuffled]
+        ranked = relevance[shuffled][np.argsort(-scores[candidates], kind="stable")]
+        ndcg1.append(ndcg_at_k(ranked, 1))
+        ndcg6.append(ndcg_at_k(ranked, relevance.size))
+        ap.append(average_precision(ranked, n_relevant=N_SAME))
+        pairwise.append(pairwise_accuracy(scores[similar], scores[dissimilar]))
+    if not ap:
+        reason = f"no query has {N_SAME} other songs of its genre and {N_DIFFERENT} of other genres"
+        skipped.update({f: reason for f in RANKING_FIGURES})
+        return
+    record(
+        {"ndcg@1": np.mean(ndcg1), "ndcg@6": np.mean(ndcg6), "map": np.mean(ap), "pairwise_acc": np.mean(pairwise)},
+        len(ap),
+    )
+
+
+def _cluster_figures(
+    vectors: np.ndarray,
+    queries: np.ndarray,
+    genres: np.ndarray,
+    *,
+    seed: int,
+    record: Callable[[dict[str, float], int], None],
+    skipped: dict[str, str],
+) -> None:
+    n_genres = len(set(genres[queries]))
+    if n_genres < 2 or queries.size <= n_genres:
+        reason = f"clustering needs at least 2 genres and more query tracks than genres; got {n_genres} genre(s) in {queries.size} tracks"
+        skipped.update({f: reason for f in CLUSTER_FIGURES})
+        return
+    x = vectors[queries].astype(np.float64)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    x = x / np.where(norms == 0, 1.0, norms)
+    record(cluster_scores(x, genres[queries], n_clusters=n_genres, seed=seed), queries.size)
