@@ -11,12 +11,12 @@ import streamlit as st
 
 from pages.common import catalogue_root, ensure_built, load_catalogue_cached, render_sidebar
 
-st.set_page_config(page_title="songsim", page_icon="assets/logo.png", layout="wide")
+st.set_page_config(page_title="songsim", page_icon="🎧", layout="wide")
+# Declared before anything else so that Streamlit never falls back to listing pages/ itself.
+navigation = st.navigation([st.Page("pages/explore.py", title="Explore", icon="🎧", default=True)])
 
 root, is_demo = catalogue_root()
 if ensure_built(root, is_demo=is_demo):
     st.session_state["catalogue_root"] = str(root)
-    catalogue = load_catalogue_cached(str(root))
-    render_sidebar(catalogue, is_demo=is_demo)
-    navigation = st.navigation([st.Page("pages/explore.py", title="Explore", icon="🎧", default=True)])
+    render_sidebar(load_catalogue_cached(str(root)), is_demo=is_demo)
     navigation.run()
