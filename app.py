@@ -10,7 +10,9 @@ The app builds what is missing under a visible progress display, then hands over
 import streamlit as st
 
 from pages.common import catalogue_root, ensure_built, load_catalogue_cached, render_sidebar
+from songsim.config import single_threaded_blas
 
+st.cache_resource(single_threaded_blas)()  # once per process: small products, BLAS threads only add overhead
 st.set_page_config(page_title="songsim", page_icon="🎧", layout="wide")
 # Declared before anything else so that Streamlit never falls back to listing pages/ itself.
 navigation = st.navigation([st.Page("pages/explore.py", title="Explore", icon="🎧", default=True)])

@@ -4,6 +4,7 @@
     python -m songsim build DIR [--spaces a,b]     features, spaces, maps (incremental)
     python -m songsim query DIR (--track ID | --audio FILE) [--space NAME] [-k 5]
                             [--metric cosine|euclidean] [--exclude-artist] --json
+    python -m songsim evaluate DIR [--spaces a,b] [--json]   label-based scores of every space
 
 Errors (a :class:`~songsim.errors.SongsimError`) go to stderr with exit status 2, never a
 traceback.
@@ -20,6 +21,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from songsim import config
+from songsim.config import single_threaded_blas
 from songsim.errors import SongsimError
 
 
@@ -162,7 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "dir", "") is None:
         args.dir = str(config.default_demo_dir())
     try:
-        return args.run(args)
+        with single_threaded_blas():
+            return args.run(args)
     except SongsimError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from threadpoolctl import threadpool_limits
+
 # --- audio -------------------------------------------------------------------------------
 SAMPLE_RATE_HZ = 22_050  # every clip is resampled to this rate
 CLIP_DURATION_S = 30.0  # length of the excerpt that features and models see
@@ -45,3 +47,13 @@ def default_demo_dir() -> Path:
 def derived_dir(catalogue_root: Path) -> Path:
     """``<catalogue>/.songsim``: features, fitted spaces, maps, indexes, uploads."""
     return Path(catalogue_root) / DERIVED_DIRNAME
+
+
+def single_threaded_blas() -> threadpool_limits:
+    """Limit BLAS to one thread (use as a context manager, or call once at an entry point).
+
+    songsim's linear algebra is many small products (one query against the catalogue): on a
+    busy 2-core machine, multithreaded OpenBLAS made them 10–50× slower (8 ms instead of
+    0.2 ms a query). torch's own threads are not affected.
+    """
+    return threadpool_limits(limits=1, user_api="blas")

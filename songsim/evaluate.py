@@ -19,7 +19,8 @@ counts the query itself. Per space, :func:`evaluate_space` reports
 ``ndcg@1``, ``ndcg@6``, ``map``
     The ranking protocol: per query, 3 same-genre and 3 different-genre songs drawn at
     random are ranked by similarity to the query and scored with binary relevance
-    (same genre = 1). Chance: nDCG@1 = 0.5, nDCG@6 ≈ 0.775, MAP = 0.645.
+    (same genre = 1). Candidates come from the whole catalogue, the query's artist
+    included (no artist filter here). Chance: nDCG@1 = 0.5, nDCG@6 ≈ 0.775, MAP = 0.645.
 ``pairwise_acc``
     Over 15 (similar, dissimilar) pairs per query (the 3 same-genre songs × 5
     different-genre songs, the first 3 of which are the ranked ones): share of pairs where
@@ -78,6 +79,8 @@ CLUSTER_FIGURES = ("v_measure", "ami", "v_measure_gmm", "ami_gmm")
 
 #: on_progress(stage, fraction_done 0–1, message), as in :mod:`songsim.build`
 ProgressFn = Callable[[str, float, str], None]
+#: what a figure helper gives: ({figure: value}, queries used), or the reason it is skipped
+_Outcome = tuple[dict[str, float], int] | str
 
 
 def evaluate_space(catalogue: Catalogue, space: Any, *, seed: int = 0, k: int = 5) -> dict[str, Any]:
@@ -119,49 +122,38 @@ def evaluate_space(catalogue: Catalogue, space: Any, *, seed: int = 0, k: int = 
     n_queries: dict[str, int] = {}
     skipped: dict[str, str] = {}
 
-    def record(values: dict[str, float], used: int) -> None:
+    def settle(names: Sequence[str], outcome: _Outcome) -> None:
+        if isinstance(outcome, str):
+            skipped.update(dict.fromkeys(names, outcome))
+            return
+        values, used = outcome
         for figure, value in values.items():
             figures[figure] = round(float(value), DECIMALS)
             n_queries[figure] = int(used)
 
-    genre_figures = [f"genre_p@{k}", f"genre_p@{k}_artist_filtered", *RANKING_FIGURES, *CLUSTER_FIGURES]
-    genre = _labelled(catalogue, "genre", queries, skipped, genre_figures)
-    if genre is not None:
+    genre_p, genre_p_filtered = f"genre_p@{k}", f"genre_p@{k}_artist_filtered"
+    genre = _labelled(catalogue, "genre", queries)
+    if isinstance(genre, str):
+        settle([genre_p, genre_p_filtered, *RANKING_FIGURES, *CLUSTER_FIGURES], genre)
+    else:
         labels, known, genre_queries = genre
-        _precision_figure(index, genre_queries, labels, known, k=k, figure=f"genre_p@{k}", record=record, skipped=skipped)
+        settle([genre_p], _precision(index, labels, known, genre_queries, k=k, figure=genre_p))
         if catalogue.has_labels("artist"):
             artists = artist_keys(catalogue.labels("artist"))
-            _precision_figure(
-                index, genre_queries, labels, known, k=k, artists=artists,
-                figure=f"genre_p@{k}_artist_filtered", record=record, skipped=skipped,
-            )
+            outcome = _precision(index, labels, known, genre_queries, k=k, figure=genre_p_filtered, artists=artists)
         else:
-            skipped[f"genre_p@{k}_artist_filtered"] = "the catalogue has no artist labels"
-        _ranking_figures(index, vectors, genre_queries, labels, known, seed=seed, record=record, skipped=skipped)
-        _cluster_figures(vectors, genre_queries, labels, seed=seed, record=record, skipped=skipped)
+            outcome = "the catalogue has no artist labels"
+        settle([genre_p_filtered], outcome)
+        unit = _unit_rows(vectors)
+        settle(RANKING_FIGURES, _ranking(unit, genre_queries, labels, known, seed=seed))
+        settle(CLUSTER_FIGURES, _clustering(unit, genre_queries, labels, seed=seed))
 
-    emotion = _labelled(catalogue, "emotion", queries, skipped, [f"emotion_p@{k}"])
-    if emotion is not None:
-        labels, known, emotion_queries = emotion
-        _precision_figure(index, emotion_queries, labels, known, k=k, figure=f"emotion_p@{k}", record=record, skipped=skipped)
-
-    year = _labelled(catalogue, "year", queries, skipped, [f"year_distance@{k}"])
-    if year is not None:
-        labels, known, year_queries = year
-        rows, found = _neighbours(index, year_queries, known, k=k)
-        if rows.size:
-            years = np.array([np.nan if v is None else float(v) for v in labels])
-            distance = np.abs(years[found] - years[rows][:, None]).mean(axis=1)
-            record({f"year_distance@{k}": float(distance.mean())}, rows.size)
-        else:
-            skipped[f"year_distance@{k}"] = f"fewer than {k} other songs have a year"
-
-    if n > k:
-        _, found = _neighbours(index, np.arange(n), np.ones(n, dtype=bool), k=k)
-        hub = hubness(found, n)
-        record({"hubness_skew": hub["skewness"], "orphans": hub["orphans"]}, n)
-    else:
-        skipped["hubness_skew"] = skipped["orphans"] = f"the catalogue has {n} tracks; hubness at k={k} needs more than {k}"
+    emotion_p = f"emotion_p@{k}"
+    emotion = _labelled(catalogue, "emotion", queries)
+    settle([emotion_p], emotion if isinstance(emotion, str) else _precision(index, *emotion, k=k, figure=emotion_p))
+    year = _labelled(catalogue, "year", queries)
+    settle([f"year_distance@{k}"], year if isinstance(year, str) else _year_distance(index, *year, k=k))
+    settle(["hubness_skew", "orphans"], _hubness(index, k=k))
 
     order = [f for f in _figure_names(k) if f in figures]
     return {
@@ -298,20 +290,16 @@ def _query_rows(space: Any, n: int, name: str) -> np.ndarray:
     return np.unique(rows)
 
 
-def _labelled(
-    catalogue: Catalogue, column: str, queries: np.ndarray, skipped: dict[str, str], figures: list[str]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """``(labels (n,), known (n,) bool, queries that have the label)``, or None after noting
-    why every figure in ``figures`` is skipped."""
+def _labelled(catalogue: Catalogue, column: str, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | str:
+    """``(labels (n,) object, known (n,) bool, the queries that have the label)``, or why
+    figures on ``column`` cannot be computed."""
     if not catalogue.has_labels(column):
-        skipped.update({f: f"the catalogue has no {column} labels" for f in figures})
-        return None
+        return f"the catalogue has no {column} labels"
     labels = catalogue.labels(column)
     known = np.array([v is not None for v in labels], dtype=bool)
     labelled_queries = queries[known[queries]]
     if labelled_queries.size == 0:
-        skipped.update({f: f"none of the {queries.size} query tracks has a {column} label" for f in figures})
-        return None
+        return f"none of the {queries.size} query tracks has a {column} label"
     return labels, known, labelled_queries
 
 
@@ -336,39 +324,54 @@ def _neighbours(
     return np.asarray(rows, dtype=np.int64), np.asarray(found, dtype=np.int64).reshape(len(rows), k)
 
 
-def _precision_figure(
+def _precision(
     index: ExactIndex,
-    queries: np.ndarray,
     labels: np.ndarray,
     known: np.ndarray,
+    queries: np.ndarray,
     *,
     k: int,
     figure: str,
-    record: Callable[[dict[str, float], int], None],
-    skipped: dict[str, str],
     artists: np.ndarray | None = None,
-) -> None:
+) -> _Outcome:
+    """Mean P@k of "same label as the query" among the labelled candidates."""
     rows, found = _neighbours(index, queries, known, k=k, artists=artists)
     if rows.size == 0:
-        skipped[figure] = f"no query has {k} labelled candidates" + (" outside its artist" if artists is not None else "")
-        return
-    precision = [precision_at_k(labels[nb] == labels[q], k) for q, nb in zip(rows, found)]
-    record({figure: float(np.mean(precision))}, rows.size)
+        return f"no query has {k} labelled candidates" + (" outside its artist" if artists is not None else "")
+    return {figure: np.mean([precision_at_k(labels[nb] == labels[q], k) for q, nb in zip(rows, found)])}, rows.size
 
 
-def _ranking_figures(
-    index: ExactIndex,
-    vectors: np.ndarray,
-    queries: np.ndarray,
-    genres: np.ndarray,
-    known: np.ndarray,
-    *,
-    seed: int,
-    record: Callable[[dict[str, float], int], None],
-    skipped: dict[str, str],
-) -> None:
+def _year_distance(index: ExactIndex, labels: np.ndarray, known: np.ndarray, queries: np.ndarray, *, k: int) -> _Outcome:
+    """Mean |year difference| between each query and its top-k songs with a year, in years."""
+    rows, found = _neighbours(index, queries, known, k=k)
+    if rows.size == 0:
+        return f"fewer than {k} other songs have a year"
+    years = np.array([np.nan if v is None else float(v) for v in labels])
+    return {f"year_distance@{k}": np.abs(years[found] - years[rows][:, None]).mean()}, rows.size
+
+
+def _hubness(index: ExactIndex, *, k: int) -> _Outcome:
+    """Hubness of the top-k graph of every catalogue song."""
+    n = index.n_items
+    if n <= k:
+        return f"the catalogue has {n} tracks; hubness at k={k} needs more than {k}"
+    _, found = _neighbours(index, np.arange(n), np.ones(n, dtype=bool), k=k)
+    hub = hubness(found, n)
+    return {"hubness_skew": hub["skewness"], "orphans": hub["orphans"]}, n
+
+
+def _unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (zero rows stay zero), float64: dot products are the
+    cosine similarities :class:`~songsim.neighbours.ExactIndex` ranks by."""
+    x = vectors.astype(np.float64)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms == 0, 1.0, norms)
+
+
+def _ranking(unit: np.ndarray, queries: np.ndarray, genres: np.ndarray, known: np.ndarray, *, seed: int) -> _Outcome:
     """nDCG@1, nDCG@6, MAP over 3 same- + 3 different-genre candidates; pairwise accuracy
-    over 3 × 5 pairs. A query needs 3 other same-genre and 5 different-genre songs."""
+    over 3 × 5 pairs; ``unit`` (n, dim) are unit-norm vectors. A query needs 3 other
+    same-genre and 5 different-genre songs."""
     relevance = np.array([1] * N_SAME + [0] * N_RANKED_DIFFERENT)
     ndcg1, ndcg6, ap, pairwise = [], [], [], []
     for q in queries:
@@ -380,40 +383,26 @@ def _ranking_figures(
         rng = np.random.default_rng([seed, int(q)])
         similar = rng.choice(same, N_SAME, replace=False)
         dissimilar = rng.choice(different, N_DIFFERENT, replace=False)
-        scores = index.scores(vectors[q])
         # shuffle before the stable sort so that tied scores fall in random (not label) order
         shuffled = rng.permutation(relevance.size)
         candidates = np.concatenate([similar, dissimilar[:N_RANKED_DIFFERENT]])[shuffled]
-        ranked = relevance[shuffled][np.argsort(-scores[candidates], kind="stable")]
+        ranked = relevance[shuffled][np.argsort(-(unit[candidates] @ unit[q]), kind="stable")]
         ndcg1.append(ndcg_at_k(ranked, 1))
         ndcg6.append(ndcg_at_k(ranked, relevance.size))
         ap.append(average_precision(ranked, n_relevant=N_SAME))
-        pairwise.append(pairwise_accuracy(scores[similar], scores[dissimilar]))
+        pairwise.append(pairwise_accuracy(unit[similar] @ unit[q], unit[dissimilar] @ unit[q]))
     if not ap:
-        reason = f"no query has {N_SAME} other songs of its genre and {N_DIFFERENT} of other genres"
-        skipped.update({f: reason for f in RANKING_FIGURES})
-        return
-    record(
-        {"ndcg@1": np.mean(ndcg1), "ndcg@6": np.mean(ndcg6), "map": np.mean(ap), "pairwise_acc": np.mean(pairwise)},
-        len(ap),
-    )
+        return f"no query has {N_SAME} other songs of its genre and {N_DIFFERENT} of other genres"
+    means = {"ndcg@1": np.mean(ndcg1), "ndcg@6": np.mean(ndcg6), "map": np.mean(ap), "pairwise_acc": np.mean(pairwise)}
+    return means, len(ap)
 
 
-def _cluster_figures(
-    vectors: np.ndarray,
-    queries: np.ndarray,
-    genres: np.ndarray,
-    *,
-    seed: int,
-    record: Callable[[dict[str, float], int], None],
-    skipped: dict[str, str],
-) -> None:
+def _clustering(unit: np.ndarray, queries: np.ndarray, genres: np.ndarray, *, seed: int) -> _Outcome:
+    """V-measure and AMI of k-means and a Gaussian mixture on the unit-norm query vectors."""
     n_genres = len(set(genres[queries]))
     if n_genres < 2 or queries.size <= n_genres:
-        reason = f"clustering needs at least 2 genres and more query tracks than genres; got {n_genres} genre(s) in {queries.size} tracks"
-        skipped.update({f: reason for f in CLUSTER_FIGURES})
-        return
-    x = vectors[queries].astype(np.float64)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    x = x / np.where(norms == 0, 1.0, norms)
-    record(cluster_scores(x, genres[queries], n_clusters=n_genres, seed=seed), queries.size)
+        return (
+            f"clustering needs at least 2 genres and more query tracks than genres; "
+            f"got {n_genres} genre(s) in {queries.size} tracks"
+        )
+    return cluster_scores(unit[queries], genres[queries], n_clusters=n_genres, seed=seed), queries.size
