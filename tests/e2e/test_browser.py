@@ -1,6 +1,7 @@
 """A real browser: `streamlit run app.py` on loopback, driven in headless Chromium."""
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -78,4 +79,10 @@ def test_select_a_song_and_see_six_players(served_app):
         page.screenshot(path=str(ARTIFACTS / "explore.png"), full_page=True)
         sources = page.locator("audio").evaluate_all("els => els.map(e => e.src)")
         assert all(src.startswith("http") for src in sources)
+
+        # a click on a map point makes it the query (traces are genres in order: bass first)
+        page.locator(".js-plotly-plot .scatterlayer .trace").first.locator(".point").nth(2).click(force=True)
+        query_label = page.locator("[data-testid='stMarkdownContainer'] strong").first
+        expect(query_label).to_have_text(re.compile(r"^Bass Artist \d — Song"), timeout=60_000)
+        expect(page.locator("audio")).to_have_count(6, timeout=60_000)
         browser.close()
