@@ -15,7 +15,10 @@ from songsim.config import single_threaded_blas
 st.cache_resource(single_threaded_blas)()  # once per process: small products, BLAS threads only add overhead
 st.set_page_config(page_title="songsim", page_icon="🎧", layout="wide")
 # Declared before anything else so that Streamlit never falls back to listing pages/ itself.
-navigation = st.navigation([st.Page("pages/explore.py", title="Explore", icon="🎧", default=True)])
+navigation = st.navigation([
+    st.Page("pages/explore.py", title="Explore", icon="🎧", default=True),
+    st.Page("pages/models.py", title="Models", icon="📊"),
+])
 
 root, is_demo = catalogue_root()
 if ensure_built(root, is_demo=is_demo):

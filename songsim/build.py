@@ -30,6 +30,7 @@ from songsim.spaces import (
     space_names,
     space_type,
     stored_fit_key,
+    stored_meta,
 )
 
 #: map methods fitted by a build, for every space
@@ -317,3 +318,20 @@ def load_built_space(catalogue: Catalogue, name: str) -> Space:
     """The fitted space ``name`` stored in this catalogue (:class:`NotBuiltError` if none)."""
     space_type(name)
     return load_space(space_dir(catalogue.derived_dir, name))
+
+
+def space_states(catalogue: Catalogue) -> list[dict]:
+    """One row per registered space: its state in this catalogue ("built", "not built", or
+    the labels it lacks), dim, fit seconds, when it was fitted, and what it is."""
+    built = set(built_space_names(catalogue))
+    rows = []
+    for name in space_names():
+        cls = space_type(name)
+        meta = stored_meta(space_dir(catalogue.derived_dir, name))
+        lacking = missing_labels(cls, catalogue)
+        state = "built" if name in built else (f"needs {', '.join(lacking)} labels" if lacking else "not built")
+        rows.append({
+            "space": name, "state": state, "dim": meta.get("dim"), "fit_seconds": meta.get("fit_seconds"),
+            "fitted_at": meta.get("fitted_at"), "description": cls.description,
+        })
+    return rows

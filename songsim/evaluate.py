@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from songsim.build import built_space_names, load_built_space
 from songsim.catalogue import Catalogue, load_catalogue
@@ -406,3 +407,13 @@ def _clustering(unit: np.ndarray, queries: np.ndarray, genres: np.ndarray, *, se
             f"got {n_genres} genre(s) in {queries.size} tracks"
         )
     return cluster_scores(unit[queries], genres[queries], n_clusters=n_genres, seed=seed), queries.size
+
+
+def figures_table(result: dict[str, Any]) -> pd.DataFrame:
+    """The figures of :func:`evaluate_catalogue` as a table: one row per figure (in the order
+    of :func:`_figure_names`), one column per space; a skipped figure is NaN."""
+    names = _figure_names(result.get("k", 5))
+    return pd.DataFrame(
+        {space: [scores.get(figure, np.nan) for figure in names] for space, scores in result["spaces"].items()},
+        index=names,
+    )

@@ -187,9 +187,15 @@ def save_space(space: Space, folder: Path, *, fit_key: str, fit_seconds: float) 
     )
 
 
+def stored_meta(folder: Path) -> dict:
+    """What :func:`save_space` recorded (fit key, dim, n_tracks, fit_seconds, fitted_at);
+    empty when nothing is stored."""
+    return read_json(folder / META_FILE) or {}
+
+
 def stored_fit_key(folder: Path) -> str | None:
     """The fit key of the space stored in ``folder``, or ``None`` if there is none."""
-    return (read_json(folder / META_FILE) or {}).get("fit_key")
+    return stored_meta(folder).get("fit_key")
 
 
 def load_space(folder: Path) -> Space:

@@ -1,0 +1,78 @@
+"""Models: every space scored against the catalogue's labels, and building the missing ones."""
+
+import pandas as pd
+import streamlit as st
+
+from pages.common import load_catalogue_cached
+from songsim.build import build, built_space_names, space_states
+from songsim.errors import SongsimError
+from songsim.evaluate import evaluate_catalogue, figures_table
+from songsim.spaces import space_dir, stored_meta
+
+FIGURES = {
+    "genre_p@5": "genre P@5",
+    "genre_p@5_artist_filtered": "genre P@5, artist filter",
+    "emotion_p@5": "emotion P@5",
+    "year_distance@5": "year distance @5",
+    "ndcg@1": "NDCG@1",
+    "ndcg@6": "NDCG@6",
+    "map": "MAP",
+    "pairwise_acc": "pairwise acc.",
+    "v_measure": "V-measure (k-means)",
+    "ami": "AMI (k-means)",
+    "v_measure_gmm": "V-measure (GMM)",
+    "ami_gmm": "AMI (GMM)",
+    "hubness_skew": "hubness skew",
+    "orphans": "orphans",
+}
+
+root = st.session_state["catalogue_root"]
+catalogue = load_catalogue_cached(root)
+
+
+@st.cache_data(show_spinner="Scoring every space against the labels…")
+def evaluation(root: str, fit_keys: tuple[tuple[str, str], ...]) -> dict:
+    """``fit_keys`` only keys the cache: a refit space is scored again."""
+    return evaluate_catalogue(root, spaces=[name for name, _ in fit_keys])
+
+
+st.title("Models")
+built = built_space_names(catalogue)
+fit_keys = tuple((n, stored_meta(space_dir(catalogue.derived_dir, n)).get("fit_key", "")) for n in built)
+
+st.subheader("Spaces")
+rows = space_states(catalogue)
+st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={"fitted_at": "fitted at (UTC)", "fit_seconds": "fit s"})
+buildable = [row["space"] for row in rows if row["state"] == "not built"]
+if buildable and st.button(f"Build {', '.join(buildable)}", type="primary"):
+    with st.status(f"Building {', '.join(buildable)}…", expanded=True) as status:
+        bar = st.progress(0.0)
+        try:
+            report = build(root, spaces=buildable, on_progress=lambda stage, f, m: bar.progress(min(max(f, 0.0), 1.0), text=f"{stage}: {m}"))
+        except SongsimError as exc:
+            status.update(label="Build failed", state="error")
+            st.error(str(exc))
+        else:
+            status.update(label=f"Built {', '.join(report.built) or 'nothing'}", state="complete")
+            st.cache_resource.clear()
+            st.rerun()
+
+st.subheader("Scored against the labels")
+st.caption(
+    "The automatic counterpart of a listening study. **P@5**: share of the top-5 (cosine, query excluded) "
+    "with the query's label; the artist filter leaves out the query's artist (MIREX). **Year distance**: mean "
+    "|year difference| of the top-5. **Ranking protocol**: per query 3 same-genre and 3 other-genre songs drawn "
+    "at random and ranked by the space: NDCG@k = DCG@k / IDCG@k with binary gain and log2(rank + 1) discount, "
+    "MAP = mean over queries of average precision; **pairwise acc.**: share of 15 (same, other) pairs where the "
+    "same-genre song is closer. **V-measure / AMI**: k-means and Gaussian-mixture clusters (as many as genres) "
+    "against genre. **Hubness**: skewness of how often each song appears in others' top-5, and the share that "
+    "never does (orphans). Supervised spaces are scored only with queries from their own test split."
+)
+if built:
+    result = evaluation(root, fit_keys)
+    st.dataframe(figures_table(result).rename(index=FIGURES), width="stretch")
+    counts = {name: scores.get("n_queries", {}).get("genre_p@5") for name, scores in result["spaces"].items()}
+    st.caption("Queries per space (genre P@5): " + ", ".join(f"{n}: {c}" for n, c in counts.items()))
+    for name, scores in result["spaces"].items():
+        for figure, reason in scores.get("skipped", {}).items():
+            st.info(f"{name}: {FIGURES.get(figure, figure)} skipped — {reason}")
