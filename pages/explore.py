@@ -3,6 +3,7 @@
 import streamlit as st
 
 from pages.common import load_catalogue_cached, load_index_cached, load_map_cached, load_space_cached
+from songsim.build import built_space_names
 from songsim.errors import SongsimError
 from songsim.neighbours import ExactIndex
 from songsim.plots import colour_options, map_figure
@@ -15,9 +16,10 @@ from songsim.query import (
     store_upload,
     track_label,
     track_labels,
+    upload_metadata,
 )
 
-MAP_METHODS = {"umap": "UMAP", "tsne": "t-SNE", "pca": "PCA"}
+MAP_METHODS = {"umap": "UMAP", "tsne": "t-SNE", "pca": "PCA", "ae2d": "2-D autoencoder"}
 K = 5
 
 root = st.session_state["catalogue_root"]
@@ -132,6 +134,9 @@ with list_column:
         track = catalogue.track(catalogue.track_ids[resolved.row])
         st.caption(" · ".join(str(track[c]) for c in ("album", "year", "genre", "emotion") if track.get(c) is not None))
     st.audio(str(resolved.audio_path))
+    if query["kind"] == "upload" and "metadata" in built_space_names(catalogue):
+        with st.expander("Its Spotify-style features: measured, or imputed from the catalogue"):
+            st.dataframe(upload_metadata(catalogue, upload, load_space=lambda name: load_space_cached(root, name)), hide_index=True)
     st.subheader(f"Top-{K} in {'the ' + space_name + ' space' if where == 'space' else 'the 2-D map'}")
     table = neighbour_table(catalogue, found)
     for _, row in table.iterrows():

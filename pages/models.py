@@ -3,10 +3,12 @@
 import pandas as pd
 import streamlit as st
 
-from pages.common import load_catalogue_cached
+from pages.common import load_catalogue_cached, load_space_cached
 from songsim.build import build, built_space_names, space_states
 from songsim.errors import SongsimError
 from songsim.evaluate import evaluate_catalogue, figures_table
+from songsim.learned import training_summary
+from songsim.plots import confusion_figure, loss_curves
 from songsim.spaces import space_dir, stored_meta
 
 FIGURES = {
@@ -28,6 +30,12 @@ FIGURES = {
 
 root = st.session_state["catalogue_root"]
 catalogue = load_catalogue_cached(root)
+
+
+@st.cache_data(show_spinner=False)
+def model_summary(root: str, name: str, fit_key: str) -> dict:
+    """Training history and test metrics of a learned space (``fit_key`` keys the cache)."""
+    return training_summary(load_space_cached(root, name))
 
 
 @st.cache_data(show_spinner="Scoring every space against the labels…")
@@ -76,3 +84,22 @@ if built:
     for name, scores in result["spaces"].items():
         for figure, reason in scores.get("skipped", {}).items():
             st.info(f"{name}: {FIGURES.get(figure, figure)} skipped — {reason}")
+
+st.subheader("Learned models")
+trained = {name: summary for name in built if (summary := model_summary(root, name, dict(fit_keys)[name]))}
+if not trained:
+    st.caption("No learned space is built yet: build them above, or run `python -m songsim train DIR`.")
+for name, summary in trained.items():
+    history, metrics = summary["history"], summary["test_metrics"]
+    with st.expander(
+        f"**{name}** · {summary['dim']}-d · trained {history['seconds']:.0f} s on {history['device']} · "
+        f"best epoch {history['best_epoch']} of {len(history['train_loss'])}"
+        + (f" · test accuracy {metrics['accuracy']:.2f} on {metrics['n']} songs" if "accuracy" in metrics else ""),
+        expanded=False,
+    ):
+        curves, confusion = st.columns(2)
+        curves.line_chart(loss_curves(summary), x_label="epoch", y_label="loss")
+        if "confusion_matrix" in metrics:
+            confusion.plotly_chart(confusion_figure(metrics), width="stretch", key=f"confusion-{name}")
+        else:
+            confusion.json({k: v for k, v in metrics.items()})

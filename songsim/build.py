@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,9 @@ from songsim import config
 from songsim.catalogue import Catalogue, load_catalogue
 from songsim.features import extract_features
 from songsim.files import read_json, write_json
+from songsim.learned import LearnedSpace, TrainingOptions  # also registers the learned spaces and the ae2d map
 from songsim.maps import FittedMap, fit_map, load_map, save_map
+from songsim.measure import metadata_matrix
 from songsim.neighbours import make_index
 from songsim.spaces import (
     Space,
@@ -104,6 +106,20 @@ def space_inputs(
                 n_jobs=n_jobs,
                 on_progress=on_progress,
             )
+        elif name == "mel":
+            values[name] = extract_features(
+                list(paths),
+                list(fingerprints),
+                kind="mel",
+                cache_dir=features_cache_dir(catalogue),
+                n_jobs=n_jobs,
+                on_progress=on_progress,
+                mmap_mode="r",
+            )
+        elif name == "metadata":  # catalogue row by track id or identical audio, else measured
+            values[name] = metadata_matrix(
+                catalogue, paths=paths, fingerprints=fingerprints, keys=keys, cache_dir=features_cache_dir(catalogue)
+            )
         elif name == "key":
             values[name] = list(keys)
         elif name.startswith("space:"):
@@ -163,6 +179,7 @@ def build(
     seed: int = 0,
     n_jobs: int | None = None,
     on_progress: ProgressFn | None = None,
+    training: TrainingOptions | None = None,
 ) -> BuildReport:
     """Build (or bring up to date) everything the app and CLI need for the catalogue at ``root``.
 
@@ -178,6 +195,9 @@ def build(
         Processes for feature extraction (default: every core).
     on_progress : callable, optional
         ``on_progress(stage, fraction_done, message)``.
+    training : songsim.learned.TrainingOptions, optional
+        Device, epochs and per-epoch progress for the learned spaces (an epochs override is
+        part of their fit key, so changing it retrains them).
     """
     report_progress: ProgressFn = on_progress or (lambda stage, fraction, message: None)
     started = time.perf_counter()
@@ -204,7 +224,9 @@ def build(
         stage_started = time.perf_counter()
         folder = space_dir(catalogue.derived_dir, cls.name)
         upstream = "-".join(stored_fit_key(space_dir(catalogue.derived_dir, d)) or "" for d in space_dependencies(cls))
-        key = space_fit_key(cls, f"{catalogue_key}-{FEATURES_VERSION}-{upstream}", seed)
+        options = replace(training or TrainingOptions(), catalogue_fingerprint=catalogue_key)
+        learned = issubclass(cls, LearnedSpace)
+        key = space_fit_key(cls, f"{catalogue_key}-{FEATURES_VERSION}-{upstream}{options.fit_tag if learned else ''}", seed)
         if stored_fit_key(folder) == key:
             fitted_spaces[cls.name] = load_space(folder)
             report.reused.append(cls.name)
@@ -224,7 +246,7 @@ def build(
         )
         report_progress(stage, 0.5, f"{cls.name}: fitting")
         fit_started = time.perf_counter()
-        space = cls().fit(inputs, labels=labels, seed=seed)
+        space = cls().fit(inputs, labels=labels, seed=seed, **({"training": options} if learned else {}))
         save_space(space, folder, fit_key=key, fit_seconds=time.perf_counter() - fit_started)
         fitted_spaces[cls.name] = space
         report.built.append(cls.name)
@@ -321,15 +343,25 @@ def load_built_space(catalogue: Catalogue, name: str) -> Space:
 
 
 def space_states(catalogue: Catalogue) -> list[dict]:
-    """One row per registered space: its state in this catalogue ("built", "not built", or
-    the labels it lacks), dim, fit seconds, when it was fitted, and what it is."""
+    """One row per registered space: its state in this catalogue ("built", "not built", the
+    labels it lacks, or the unbuildable space it needs), dim, fit seconds, when it was fitted,
+    and what it is."""
     built = set(built_space_names(catalogue))
-    rows = []
-    for name in space_names():
+    rows, state_of = [], {}
+    for name in _with_dependencies(space_names()):
         cls = space_type(name)
         meta = stored_meta(space_dir(catalogue.derived_dir, name))
         lacking = missing_labels(cls, catalogue)
-        state = "built" if name in built else (f"needs {', '.join(lacking)} labels" if lacking else "not built")
+        blocked = [d for d in space_dependencies(cls) if state_of[d].startswith("needs")]
+        if name in built:
+            state = "built"
+        elif lacking:
+            state = f"needs {', '.join(lacking)} labels"
+        elif blocked:
+            state = f"needs the {', '.join(blocked)} space"
+        else:
+            state = "not built"
+        state_of[name] = state
         rows.append({
             "space": name, "state": state, "dim": meta.get("dim"), "fit_seconds": meta.get("fit_seconds"),
             "fitted_at": meta.get("fitted_at"), "description": cls.description,

@@ -2,6 +2,8 @@
 
     python -m songsim demo DIR                     make the demo catalogue in DIR
     python -m songsim build DIR [--spaces a,b]     features, spaces, maps (incremental)
+    python -m songsim train DIR [--spaces a,b] [--device cpu|cuda|mps] [--epochs N]
+                                                   train the learned spaces (maps: build, or on first view)
     python -m songsim query DIR (--track ID | --audio FILE) [--space NAME] [-k 5]
                             [--metric cosine|euclidean] [--exclude-artist] --json
     python -m songsim evaluate DIR [--spaces a,b] [--json]   label-based scores of every space
@@ -66,6 +68,29 @@ def _cmd_build(args: argparse.Namespace) -> int:
     spaces = args.spaces.split(",") if args.spaces else None
     with bar:
         report = build(args.dir, spaces=spaces, seed=args.seed, n_jobs=args.jobs, on_progress=update)
+    print(json.dumps(report.as_dict(), indent=2))
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from songsim.build import build
+    from songsim.learned import LEARNED_SPACES, TrainingOptions
+    from songsim.train import choose_device
+
+    update, bar = _progress_bar(f"training on {choose_device(args.device)}")
+
+    def on_epoch(space: str, epoch: int, max_epochs: int, train_loss: float, val_loss: float | None) -> None:
+        shown = f"{val_loss:.3f}" if val_loss is not None else "–"
+        update(f"train:{space}", epoch / max_epochs, f"{space}: epoch {epoch}/{max_epochs} loss {train_loss:.3f} val {shown}")
+
+    spaces = [s.strip() for s in args.spaces.split(",") if s.strip()] if args.spaces else list(LEARNED_SPACES)
+    options = TrainingOptions(device=args.device, max_epochs=args.epochs, on_epoch=on_epoch)
+    with bar:
+        report = build(
+            args.dir, spaces=spaces, map_methods=(), seed=args.seed, n_jobs=args.jobs, on_progress=update, training=options
+        )
+    for name, reason in report.skipped.items():
+        print(f"skipped {name}: {reason}", file=sys.stderr)
     print(json.dumps(report.as_dict(), indent=2))
     return 0
 
@@ -136,6 +161,15 @@ def make_parser() -> argparse.ArgumentParser:
     build.add_argument("--seed", type=int, default=0)
     build.add_argument("--jobs", type=int, default=None, help="processes for feature extraction (default: every core)")
     build.set_defaults(run=_cmd_build)
+
+    train = sub.add_parser("train", help="train the learned spaces (CNNs, autoencoders, triplet); maps come with build or on first view")
+    train.add_argument("dir", help="catalogue folder holding tracks.csv")
+    train.add_argument("--spaces", default=None, help="comma-separated space names (default: every learned space)")
+    train.add_argument("--device", default=None, help="cpu, cuda or mps (default: cuda, else mps, else cpu)")
+    train.add_argument("--epochs", type=int, default=None, help="maximum epochs of every model (default: each model's own)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--jobs", type=int, default=None, help="processes for feature extraction (default: every core)")
+    train.set_defaults(run=_cmd_train)
 
     query = sub.add_parser("query", help="top-k neighbours of a catalogue track or an audio file")
     query.add_argument("dir", help="a built catalogue folder")

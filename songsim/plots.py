@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
@@ -112,5 +113,28 @@ def map_figure(
         dragmode="pan", clickmode="event+select",
         xaxis=dict(showticklabels=False, title=None, zeroline=False),
         yaxis=dict(showticklabels=False, title=None, zeroline=False),
+    )
+    return figure
+
+
+def loss_curves(summary: dict) -> pd.DataFrame:
+    """Training and validation loss per epoch (index: 1-based epoch) of a
+    :func:`songsim.learned.training_summary`."""
+    history = summary["history"]
+    curves = {"training": history["train_loss"]}
+    if history["val_loss"]:
+        curves["validation"] = history["val_loss"]
+    return pd.DataFrame(curves, index=pd.RangeIndex(1, len(history["train_loss"]) + 1, name="epoch"))
+
+
+def confusion_figure(metrics: dict) -> go.Figure:
+    """A test-split confusion matrix (rows: true class, columns: predicted) as a heatmap."""
+    classes, matrix = metrics["classes"], np.asarray(metrics["confusion_matrix"])
+    figure = go.Figure(
+        go.Heatmap(z=matrix, x=classes, y=classes, colorscale="Blues", text=matrix, texttemplate="%{text}", showscale=False)
+    )
+    figure.update_layout(
+        height=360, margin=dict(l=10, r=10, t=30, b=10), title=f"test split: accuracy {metrics['accuracy']:.2f}",
+        xaxis=dict(title="predicted"), yaxis=dict(title="true", autorange="reversed"),
     )
     return figure

@@ -16,7 +16,7 @@ import pandas as pd
 
 from songsim import config
 from songsim.audio import bytes_fingerprint, load_clip
-from songsim.build import space_inputs
+from songsim.build import features_cache_dir, space_inputs
 from songsim.catalogue import Catalogue
 from songsim.errors import AudioDecodeError
 from songsim.files import atomic_write
@@ -197,3 +197,16 @@ def resolve_upload(
         audio_path=upload.path,
         label=upload.name,
     )
+
+
+def upload_metadata(catalogue: Catalogue, upload: Upload, *, load_space: Callable[[str], Space]) -> pd.DataFrame:
+    """The Spotify-style features an upload gets in the ``metadata`` space: one row per
+    feature with its value and where it came from (catalogue, measured from the audio, or
+    imputed from the catalogue), so the user sees what the metadata-based spaces assume."""
+    from songsim.measure import song_metadata
+
+    reading = song_metadata(
+        catalogue, path=upload.path, fingerprint=upload.fingerprint, key=upload.fingerprint,
+        cache_dir=features_cache_dir(catalogue),
+    )
+    return load_space("metadata").explain(reading)

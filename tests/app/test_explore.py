@@ -68,7 +68,7 @@ def test_bad_upload_shows_an_error_not_a_traceback(app):
     assert audio_count(app) == 6  # the previous query still plays
 
 
-@pytest.mark.parametrize("method", ["pca", "tsne", "umap"])
+@pytest.mark.parametrize("method", ["pca", "tsne", "umap", "ae2d"])
 def test_every_map_method_colouring_and_toggle_renders(app, method):
     app.radio(key="method").set_value(method).run()
     for colour in app.radio(key="colour_by").options:

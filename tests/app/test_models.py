@@ -19,3 +19,18 @@ def test_models_page_lists_spaces_and_scores_them(built_catalogue, monkeypatch):
     assert {"handcrafted", "random"} <= set(scores.columns)
     assert scores.loc["genre P@5", "handcrafted"] > scores.loc["genre P@5", "random"]
     assert any("Queries per space" in c.value for c in at.caption)
+
+
+def test_models_page_shows_each_learned_model_with_curves_and_confusion(built_catalogue, monkeypatch):
+    monkeypatch.setenv("SONGSIM_CATALOGUE", str(built_catalogue))
+    at = AppTest.from_file(APP, default_timeout=300).run()
+    at.switch_page("pages/models.py").run()
+    assert not at.exception, at.exception
+    labels = [e.label for e in at.expander]
+    genre = next(label for label in labels if label.startswith("**genre-cnn** · 256-d"))
+    assert "on cpu" in genre and "test accuracy" in genre
+    states = at.dataframe[0].value.set_index("space")["state"]
+    assert states["metadata"].startswith("needs danceability")  # the fixture has no Spotify features
+    assert states["triplet"] == "needs the metadata space"
+    confusion = [c for c in at.get("plotly_chart") if "test split: accuracy" in c.proto.spec]
+    assert len(confusion) == 2  # the genre and emotion classifiers
