@@ -85,7 +85,7 @@ colours = colour_options(catalogue)
 colour_by = controls[1].radio("Colour by", colours or ["none"], horizontal=True, key="colour_by")
 where = controls[2].radio(
     "Neighbours in", ["space", "map"], horizontal=True, key="where",
-    format_func={"space": f"the {space_name} space", "map": "the 2-D map"}.get,
+    format_func={"space": "the space", "map": "the 2-D map"}.get,
     help="The map squeezes the space into 2-D; compare both to see where the picture misleads.",
 )
 metric = controls[3].radio("Similarity", ["cosine", "euclidean"], horizontal=True, key="metric")
