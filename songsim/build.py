@@ -97,24 +97,15 @@ def space_inputs(
     """
     values: dict[str, Any] = {}
     for name in space_cls.inputs:
-        if name == "handcrafted":
+        if name in ("handcrafted", "mel"):  # mel spectrograms are large: memory-map them
             values[name] = extract_features(
                 list(paths),
                 list(fingerprints),
-                kind="handcrafted",
+                kind=name,
                 cache_dir=features_cache_dir(catalogue),
                 n_jobs=n_jobs,
                 on_progress=on_progress,
-            )
-        elif name == "mel":
-            values[name] = extract_features(
-                list(paths),
-                list(fingerprints),
-                kind="mel",
-                cache_dir=features_cache_dir(catalogue),
-                n_jobs=n_jobs,
-                on_progress=on_progress,
-                mmap_mode="r",
+                mmap_mode="r" if name == "mel" else None,
             )
         elif name == "metadata":  # catalogue row by track id or identical audio, else measured
             values[name] = metadata_matrix(

@@ -1,16 +1,21 @@
 """The registry of embedding spaces.
 
 A *space* turns every catalogue song into a vector and can embed a new song through the same
-fitted objects (never a refit). Each space declares the *input* it consumes:
+fitted objects (never a refit). Each space declares the *inputs* it consumes, by name; its
+``fit`` and ``transform`` receive a dict from those names to values for m songs:
 
-- ``"handcrafted"``: the (n, D) matrix of :func:`songsim.features.handcrafted_features`;
-- ``"key"``: one string per song (its track id, or an upload's content fingerprint) — for
-  controls that ignore the audio.
+- ``"handcrafted"``: (m, D) float32, :func:`songsim.features.handcrafted_features`;
+- ``"mel"``: m log-mel spectrograms, each (N_MELS, n_frames) float32 (memory-mapped);
+- ``"metadata"``: (m, 11) float, the Spotify-style features (NaN where unknown; uploads are
+  measured by :mod:`songsim.measure`);
+- ``"key"``: m strings (track ids, or uploads' content fingerprints) — for controls that
+  ignore the audio;
+- ``"space:<name>"``: (m, dim) float32, the songs' vectors in another space (built first).
 
-Later spaces (CNNs, autoencoders, metric learning) plug in with :func:`register_space`.
-A fitted space is stored in ``<catalogue>/.songsim/spaces/<name>/`` as ``space.joblib`` plus
-``meta.json`` holding the fingerprint of what it was fitted on, so a rebuild refits only what
-changed.
+:func:`songsim.build.space_inputs` computes them, for catalogue songs and uploads alike. The
+learned spaces register themselves in :mod:`songsim.learned`. A fitted space is stored in
+``<catalogue>/.songsim/spaces/<name>/`` as ``space.joblib`` plus ``meta.json`` holding the
+fingerprint of what it was fitted on, so a rebuild refits only what changed.
 """
 
 from __future__ import annotations
