@@ -1,5 +1,6 @@
 """Explore: a query (searched, clicked on the map, or uploaded), the map, and its top-5 playing."""
 
+import numpy as np
 import streamlit as st
 
 from pages.common import load_catalogue_cached, load_index_cached, load_map_cached, load_space_cached
@@ -8,6 +9,7 @@ from songsim.errors import SongsimError
 from songsim.neighbours import ExactIndex
 from songsim.plots import colour_options, map_figure
 from songsim.query import (
+    embed_upload,
     Upload,
     neighbour_table,
     neighbours_of,
@@ -34,6 +36,14 @@ def search_labels(root: str) -> dict[str, str]:
     """The search box's label of every track id: "artist — title (track id)"."""
     catalogue = load_catalogue_cached(root)
     return {tid: f"{label} ({tid})" for tid, label in zip(catalogue.track_ids, track_labels(catalogue))}
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def upload_vector(root: str, space_name: str, upload: Upload) -> np.ndarray:
+    """An upload's vector in a space, computed once (learned spaces run CNNs to embed)."""
+    catalogue = load_catalogue_cached(root)
+    load = lambda name: load_space_cached(root, name)  # noqa: E731
+    return embed_upload(catalogue, load(space_name), upload, load_space=load)
 
 
 def pick_from_search() -> None:
@@ -99,7 +109,7 @@ try:
     else:
         upload = Upload(**{k: v for k, v in query.items() if k != "kind"})
         with st.spinner(f"Embedding {upload.name} in {space_name}…"):
-            resolved = resolve_upload(catalogue, space, fitted, upload, load_space=lambda name: load_space_cached(root, name))
+            resolved = resolve_upload(fitted, upload, upload_vector(root, space_name, upload))
 except SongsimError as exc:
     st.error(str(exc))
     st.stop()

@@ -185,11 +185,9 @@ def resolve_track(catalogue: Catalogue, space: Space, coords: np.ndarray, track_
     )
 
 
-def resolve_upload(
-    catalogue: Catalogue, space: Space, fitted_map, upload: Upload, *, load_space: Callable[[str], Space]
-) -> ResolvedQuery:
-    """An upload as a query, embedded and placed on the map through the fitted objects."""
-    vector = embed_upload(catalogue, space, upload, load_space=load_space)
+def resolve_upload(fitted_map, upload: Upload, vector: np.ndarray) -> ResolvedQuery:
+    """An upload as a query: its ``vector`` (dim,) from :func:`embed_upload`, placed on the
+    map through the fitted reducer (callers cache the vector: embedding may run CNNs)."""
     return ResolvedQuery(
         vector=vector,
         point=fitted_map.transform(vector[None, :])[0],

@@ -41,7 +41,7 @@ def test_upload_of_a_catalogue_song_matches_the_catalogue_query(opened):
     load = lambda name: load_built_space(catalogue, name)  # noqa: E731
     np.testing.assert_allclose(embed_upload(catalogue, space, upload, load_space=load), space.vectors_[row], atol=1e-4)
     fitted = load_or_fit_map(catalogue, space, "umap")
-    as_upload = resolve_upload(catalogue, space, fitted, upload, load_space=load)
+    as_upload = resolve_upload(fitted, upload, embed_upload(catalogue, space, upload, load_space=load))
     as_track = resolve_track(catalogue, space, fitted.coords_, "bass-03")
     found_upload = neighbours_of(catalogue, index, vector=as_upload.vector, query_row=as_upload.row)
     found_track = neighbours_of(catalogue, index, vector=as_track.vector, query_row=as_track.row)
