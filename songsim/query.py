@@ -106,12 +106,13 @@ def neighbours_of(
     The query row (a catalogue query, or an upload identical to a catalogue track) is never
     returned; with ``exclude_artist`` every track of the query's artist is left out too.
     """
-    if query_artist is None and query_row is not None:
-        query_artist = catalogue.labels("artist")[query_row]
+    artists = catalogue.labels("artist") if exclude_artist else None
+    if artists is not None and query_artist is None and query_row is not None:
+        query_artist = artists[query_row]
     mask = exclusion_mask(
         len(catalogue),
         query_row=query_row,
-        artists=catalogue.labels("artist") if exclude_artist else None,
+        artists=artists,
         query_artist=query_artist if exclude_artist else None,
     )
     return index.query(np.asarray(vector, dtype=np.float32), k=k, exclude=mask)
