@@ -50,3 +50,13 @@ class UnknownSpaceError(SongsimError):
 
 class NotBuiltError(SongsimError):
     """A derived file (features, space, map) has not been built yet."""
+
+
+class RatingError(SongsimError):
+    """A rating that cannot be stored (candidate not in the query's pool, score out of range,
+    empty rater); nothing is written."""
+
+
+class RatingsFormatError(SongsimError):
+    """``ratings.csv`` does not start with the ratings header, so songsim neither reads nor
+    appends to it; the message names the file and the expected header."""

@@ -1,0 +1,691 @@
+"""Panel studies: which spaces are compared, on which queries, and the pooled blind candidates.
+
+A study lives in ``<catalogue>/studies/<name>.json`` (in the catalogue folder, not in the
+derived ``.songsim`` folder: it is the owner's work, not a cache). It records, per query, the
+top-k list of every compared space (``runs``) and their deduplicated union (``pool``), so the
+ratings CSV stays blind and any space added later is scored on the pairs already rated.
+
+Data model (JSON keys = attribute names)::
+
+    Study
+      name: str                      file-name-safe, unique in the catalogue
+      k: int                         neighbours per space per query
+      spaces: list[str]              compared spaces, in the order they were added
+      queries: list[StudyQuery]
+      seed: int                      query draw and per-rater shuffles
+      raters_per_pair: int           R: how many raters judge each (query, candidate) pair
+      panel_size: int                P: expected raters; each gets ~R/P of the pairs
+      relevance_threshold: float     binary relevance for MAP and P@k: mean BROAD >= threshold
+      artist_filter: bool            the query's artist is excluded from every run
+      require_play: bool             a candidate can be rated only after it was played
+      metric: str                    "cosine" or "euclidean" (neighbour search of every run)
+      catalogue_fingerprint: str     of the catalogue the runs were computed on
+      raters: list[str]              raters in the order they joined (their slot = position)
+      created_at: str                UTC ISO 8601
+      app_version: str
+      space_rounds: dict[str, int]   judging round of each space: 0 for the spaces the study
+                                     was created with, then 1, 2, … per ``add-space``
+
+    StudyQuery
+      query_id: str                  a catalogue track id, or "upload:<sha256[:16]>"
+      runs: dict[str, list[str]]     space -> candidate track ids, rank 1 first
+      pool: list[str]                union of the runs, deduplicated, in first-seen order
+      audio: str | None              for an uploaded query: its stored file, relative to the
+                                     catalogue folder; None for a catalogue track
+
+The rating scale is the MIREX one: BROAD 0/1/2 (not / somewhat / very similar) and an
+optional FINE score 0–100.
+
+Balanced assignment
+-------------------
+Every (query, candidate) pair is judged by R = ``raters_per_pair`` of the P = ``panel_size``
+panel slots. A rater's slot is their position in ``raters`` modulo P. The pairs are put in one
+seeded order (by the round in which the pair was pooled, then by query, then by candidate;
+each order key a sha256 of the seed and the ids) and pair i goes to the slots
+``{(i*R + j) mod P : j < R}``. The R*N slot assignments thus walk round the panel, so every
+pair has exactly R slots and the slots' workloads differ by at most one pair overall and
+within each query of a round; with R = P everyone rates everything. Pairs pooled by an added
+space come after the older ones, so ``add-space`` never moves work already assigned.
+
+All randomness (query draw, assignment order, per-rater shuffles) is seeded from sha256 of
+the study seed and the ids, never Python's salted ``hash()``, so it is the same in every
+process and on every machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from filelock import FileLock, Timeout
+
+from songsim import __version__
+from songsim.errors import SongsimError
+from songsim.files import write_json
+
+if TYPE_CHECKING:  # the search modules import torch: loaded only where runs are computed
+    import pandas as pd
+
+    from songsim.catalogue import Catalogue
+    from songsim.query import Upload
+
+STUDIES_DIRNAME = "studies"
+#: BROAD scale of the MIREX audio music similarity task: grade -> meaning
+BROAD_SCALE = {0: "not similar", 1: "somewhat similar", 2: "very similar"}
+FINE_RANGE = (0.0, 100.0)
+UPLOAD_QUERY_PREFIX = "upload:"
+METRICS = ("cosine", "euclidean")
+MAX_RATER_LENGTH = 64
+#: seconds a study read-modify-write waits for another process holding the study's lock
+LOCK_TIMEOUT_S = 60.0
+_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class StudyError(SongsimError):
+    """A study that cannot be created, found, read or changed; the message says why and the fix."""
+
+
+@dataclass
+class StudyQuery:
+    """One query of a study: every compared space's top-k and their pooled union."""
+
+    query_id: str
+    runs: dict[str, list[str]] = field(default_factory=dict)
+    pool: list[str] = field(default_factory=list)
+    audio: str | None = None
+
+
+@dataclass
+class Study:
+    """A panel study (see the module docstring for every field)."""
+
+    name: str
+    k: int
+    spaces: list[str]
+    queries: list[StudyQuery]
+    seed: int = 0
+    raters_per_pair: int = 2
+    panel_size: int = 2
+    relevance_threshold: float = 1.0
+    artist_filter: bool = True
+    require_play: bool = True
+    metric: str = "cosine"
+    catalogue_fingerprint: str = ""
+    raters: list[str] = field(default_factory=list)
+    created_at: str = ""
+    app_version: str = __version__
+    space_rounds: dict[str, int] = field(default_factory=dict)
+
+    def query(self, query_id: str) -> StudyQuery:
+        """The query ``query_id`` (:class:`StudyError` naming the study when unknown)."""
+        for item in self.queries:
+            if item.query_id == query_id:
+                return item
+        raise StudyError(
+            f"Query {query_id!r} is not in study {self.name!r}; its queries are "
+            f"{', '.join(q.query_id for q in self.queries[:10])}{' …' if len(self.queries) > 10 else ''}."
+        )
+
+    @property
+    def n_pairs(self) -> int:
+        """Number of (query, candidate) pairs to judge: the sum of the pool sizes."""
+        return sum(len(q.pool) for q in self.queries)
+
+    def as_dict(self) -> dict:
+        """JSON-ready dict (the study file's content)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, payload: dict) -> Study:
+        """The study stored as ``payload`` (as written by :meth:`as_dict`)."""
+        data = dict(payload)
+        data["queries"] = [StudyQuery(**q) for q in data.get("queries", [])]
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def check_study_name(name: str) -> str:
+    """``name`` if it is usable as a file name (letters, digits, ``_ . -``; ≤ 64 characters)."""
+    if not isinstance(name, str) or not _NAME_PATTERN.match(name):
+        raise StudyError(
+            f"Study name {name!r} is not usable: use 1–64 letters, digits, '_', '.' or '-', "
+            f"starting with a letter or digit (e.g. 'pilot-2026')."
+        )
+    return name
+
+
+def studies_dir(catalogue_root: str | Path) -> Path:
+    """``<catalogue>/studies``: one JSON file per study."""
+    return Path(catalogue_root) / STUDIES_DIRNAME
+
+
+def study_path(catalogue_root: str | Path, name: str) -> Path:
+    """``<catalogue>/studies/<name>.json``."""
+    return studies_dir(catalogue_root) / f"{check_study_name(name)}.json"
+
+
+def check_rater_name(rater: str) -> str:
+    """``rater`` stripped, if it is 1–64 printable characters (:class:`StudyError` otherwise)."""
+    name = rater.strip() if isinstance(rater, str) else ""
+    if not name or len(name) > MAX_RATER_LENGTH or not name.isprintable():
+        raise StudyError(
+            f"Rater name {rater!r} is not usable: give 1–{MAX_RATER_LENGTH} printable characters "
+            f"(a name or an id such as 'rater-07'; no tabs or line breaks)."
+        )
+    return name
+
+
+def list_studies(catalogue_root: str | Path) -> list[str]:
+    """Names of the studies stored in the catalogue, sorted."""
+    folder = studies_dir(catalogue_root)
+    if not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.glob("*.json") if _NAME_PATTERN.match(p.stem))
+
+
+def load_study(catalogue_root: str | Path, name: str) -> Study:
+    """The study ``name`` of the catalogue at ``catalogue_root``.
+
+    Raises
+    ------
+    StudyError
+        When there is no such study (the message lists the existing ones) or its file is not a
+        readable study (the message names the file).
+    """
+    path = study_path(catalogue_root, name)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        existing = list_studies(catalogue_root)
+        choices = f"its studies are {', '.join(existing)}" if existing else "it has no study yet"
+        raise StudyError(
+            f"No study {name!r} in {Path(catalogue_root)}: {choices}. Create one with "
+            f"`python -m songsim study create {catalogue_root} --name {name} --spaces a,b`."
+        ) from None
+    try:
+        payload = json.loads(text)
+        study = Study.from_dict(payload)
+        if not isinstance(study.queries, list) or not all(isinstance(q.pool, list) for q in study.queries):
+            raise ValueError("queries must be a list of {query_id, runs, pool}")
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise StudyError(
+            f"{path} is not a readable study file ({exc}): restore it from a backup (or the "
+            f"version history), or delete it and create the study again."
+        ) from None
+    return study
+
+
+def save_study(catalogue_root: str | Path, study: Study) -> Path:
+    """Write ``study`` to ``<catalogue>/studies/<name>.json`` atomically; returns the path.
+
+    A plain overwrite: code that reads, changes and saves a study while others may do the
+    same goes through :func:`add_space` / :func:`join_panel`, which hold the study's lock.
+    """
+    path = study_path(catalogue_root, study.name)
+    write_json(path, study.as_dict())
+    return path
+
+
+@contextmanager
+def _study_locked(catalogue_root: str | Path, name: str) -> Iterator[None]:
+    """Hold the inter-process lock serialising read-modify-writes of one study file
+    (``studies/<name>.json.lock``); a :class:`StudyError` naming it after the timeout."""
+    path = study_path(catalogue_root, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(f"{path}.lock", timeout=LOCK_TIMEOUT_S)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise StudyError(
+            f"Another process has held {lock.lock_file} for over {LOCK_TIMEOUT_S:.0f} s "
+            f"(a study being changed): try again in a moment."
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _seed_int(*parts: object) -> int:
+    """A 64-bit seed from sha256 of ``parts`` (stable across processes, unlike ``hash()``)."""
+    return int(_order_key(*parts)[:16], 16)
+
+
+def _order_key(*parts: object) -> str:
+    """A sha256 hex key of ``parts``: sorting by it is a seeded, reproducible shuffle."""
+    return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def select_queries(catalogue: Catalogue, n: int, *, seed: int) -> list[str]:
+    """``n`` catalogue track ids to use as queries, stratified by genre.
+
+    With genre labels, the genres are visited round-robin in a seeded order and each
+    contributes the next track of its own seeded shuffle, so every genre gets ⌊n/G⌋ or ⌈n/G⌉
+    queries (G genres; a genre with too few tracks gives all it has and the others make up the
+    rest). Tracks without a genre form one more stratum. Without genre labels: a seeded random
+    sample.
+
+    Returns
+    -------
+    list of str [length n]
+        Track ids in draw order.
+    """
+    track_ids = catalogue.track_ids
+    if not 1 <= n <= len(track_ids):
+        raise StudyError(
+            f"Cannot draw {n} queries from the {len(track_ids)} tracks of {catalogue.root}: "
+            f"choose between 1 and {len(track_ids)} queries (--queries)."
+        )
+    rng = np.random.default_rng(_seed_int(seed, "queries"))
+    if not catalogue.has_labels("genre"):
+        return [track_ids[i] for i in rng.choice(len(track_ids), size=n, replace=False)]
+    strata: dict[str, list[str]] = {}
+    for track_id, genre in zip(track_ids, catalogue.labels("genre")):
+        strata.setdefault("" if genre is None else str(genre), []).append(track_id)
+    genres = sorted(strata)
+    genres = [genres[i] for i in rng.permutation(len(genres))]
+    shuffled = {g: [strata[g][i] for i in rng.permutation(len(strata[g]))] for g in genres}
+    chosen: list[str] = []
+    for depth in range(max(len(v) for v in shuffled.values())):
+        chosen.extend(shuffled[g][depth] for g in genres if depth < len(shuffled[g]))
+    return chosen[:n]
+
+
+def _check_space(catalogue: Catalogue, space: str) -> None:
+    """:class:`StudyError` unless ``space`` is a registered space built in ``catalogue``."""
+    from songsim.build import built_space_names
+    from songsim.spaces import space_names
+
+    if space not in space_names():
+        raise StudyError(f"Unknown space {space!r}: choose from {', '.join(space_names())}.")
+    if space not in built_space_names(catalogue):
+        raise StudyError(
+            f"Space {space!r} is not built in {catalogue.root}: run "
+            f"`python -m songsim build {catalogue.root} --spaces {space}` first."
+        )
+
+
+def _upload_query(catalogue: Catalogue, path: str | Path) -> tuple[StudyQuery, Upload]:
+    """Store an audio file as an upload query; returns the query (no runs yet) and the upload."""
+    from songsim.query import store_upload
+
+    path = Path(path)
+    if not path.is_file():
+        raise StudyError(f"Upload {path} does not exist: give the path of a WAV, FLAC, OGG or MP3 file.")
+    upload = store_upload(catalogue, path.read_bytes(), path.name)
+    query = StudyQuery(
+        query_id=UPLOAD_QUERY_PREFIX + upload.fingerprint[:16],
+        audio=upload.path.relative_to(catalogue.root).as_posix(),
+    )
+    return query, upload
+
+
+def _stored_upload(catalogue: Catalogue, query: StudyQuery) -> Upload:
+    """The upload behind an upload query, re-read from its stored audio."""
+    from songsim.query import store_upload
+
+    path = catalogue.root / str(query.audio)
+    if not path.is_file():
+        raise StudyError(
+            f"The audio of query {query.query_id} ({path}) is missing: restore that file (the "
+            f"song uploaded when the study was created) so the query can be embedded again."
+        )
+    return store_upload(catalogue, path.read_bytes(), path.name)
+
+
+def _space_runs(
+    catalogue: Catalogue,
+    space_name: str,
+    queries: Sequence[StudyQuery],
+    uploads: dict[str, Upload],
+    *,
+    k: int,
+    metric: str,
+    artist_filter: bool,
+) -> list[list[str]]:
+    """The top-``k`` track ids of every query in one space (rank 1 first), in query order.
+
+    A catalogue query uses its stored vector; an upload (``uploads[query_id]``) is embedded
+    through the space's fitted transform. The query itself is never returned; with
+    ``artist_filter`` no track of the query's artist is either.
+    """
+    from songsim.build import load_built_space, open_index
+    from songsim.query import embed_upload, neighbours_of
+
+    space = load_built_space(catalogue, space_name)
+    index = open_index(catalogue, space, metric=metric)
+    runs = []
+    for query in queries:
+        upload = uploads.get(query.query_id)
+        if upload is None:
+            row = catalogue.row_of(query.query_id)
+            vector = space.vectors_[row]
+        else:
+            row = upload.catalogue_row
+            vector = embed_upload(catalogue, space, upload, load_space=lambda name: load_built_space(catalogue, name))
+        found = neighbours_of(catalogue, index, vector=vector, query_row=row, k=k, exclude_artist=artist_filter)
+        runs.append([catalogue.track_ids[i] for i in found.indices])
+    return runs
+
+
+def _add_runs(query: StudyQuery, space: str, run: list[str]) -> int:
+    """Record ``run`` of ``space`` on ``query`` and pool its new candidates; returns how many."""
+    query.runs[space] = run
+    new = [c for c in dict.fromkeys(run) if c not in query.pool]
+    query.pool.extend(new)
+    return len(new)
+
+
+def create_study(
+    catalogue_root: str | Path,
+    name: str,
+    spaces: Sequence[str],
+    *,
+    n_queries: int = 20,
+    k: int = 5,
+    seed: int = 0,
+    raters_per_pair: int = 2,
+    panel_size: int | None = None,
+    relevance_threshold: float = 1.0,
+    artist_filter: bool = True,
+    require_play: bool = True,
+    metric: str = "cosine",
+    query_ids: Sequence[str] | None = None,
+    upload_files: Sequence[str | Path] | None = None,
+) -> Study:
+    """Create and save the study ``name``: its queries and the pooled top-``k`` of every space.
+
+    Parameters
+    ----------
+    catalogue_root : str or Path
+        A built catalogue folder; the study goes to ``studies/<name>.json`` in it.
+    spaces : sequence of str
+        Built spaces to compare (one is allowed; more can be added with :func:`add_space`).
+    n_queries : int
+        Catalogue queries drawn by :func:`select_queries` when ``query_ids`` is not given
+        (0 with ``upload_files``: uploads only).
+    k : int
+        Neighbours per space per query (≥ 1).
+    seed : int
+        Seed of the query draw, the assignment and the per-rater shuffles.
+    raters_per_pair, panel_size : int
+        R raters judge each pair out of a panel of P (default P = R: everyone rates all).
+    relevance_threshold : float
+        Mean BROAD (0–2) at or above which a pair counts as relevant for MAP and P@k.
+    artist_filter : bool
+        Leave the query's artist out of every run (the MIREX artist filter).
+    require_play : bool
+        The rating page asks for a candidate to be played before it can be rated.
+    metric : str
+        ``"cosine"`` or ``"euclidean"``.
+    query_ids : sequence of str, optional
+        Hand-picked catalogue queries (instead of the stratified draw).
+    upload_files : sequence of paths, optional
+        Audio files added as queries: stored with :func:`songsim.query.store_upload`, query id
+        ``"upload:<first 16 hex of the content fingerprint>"``.
+
+    Raises
+    ------
+    StudyError
+        Existing name, unknown or unbuilt space, unknown query id, bad k / R / P / threshold /
+        metric, or no query at all. Nothing is written then.
+    """
+    from songsim.catalogue import load_catalogue
+
+    path = study_path(catalogue_root, name)
+    if path.exists():
+        raise StudyError(_exists_message(catalogue_root, name))
+    spaces = list(spaces)
+    panel_size = raters_per_pair if panel_size is None else panel_size
+    _check_settings(spaces, k=k, raters_per_pair=raters_per_pair, panel_size=panel_size,
+                    relevance_threshold=relevance_threshold, metric=metric)
+    catalogue = load_catalogue(catalogue_root)
+    for space in spaces:
+        _check_space(catalogue, space)
+
+    if query_ids is not None:
+        unknown = [q for q in query_ids if q not in catalogue]
+        if unknown:
+            raise StudyError(
+                f"Unknown query id(s) {', '.join(map(repr, unknown))}: use track_id values of "
+                f"{catalogue.root / 'tracks.csv'} (e.g. {catalogue.track_ids[0]!r})."
+            )
+        catalogue_queries = list(dict.fromkeys(query_ids))
+    elif n_queries == 0 and upload_files:
+        catalogue_queries = []
+    else:
+        catalogue_queries = select_queries(catalogue, n_queries, seed=seed)
+    queries = [StudyQuery(query_id=q) for q in catalogue_queries]
+    uploads: dict[str, Upload] = {}
+    for file in upload_files or ():
+        query, upload = _upload_query(catalogue, file)
+        if query.query_id not in uploads:
+            queries.append(query)
+            uploads[query.query_id] = upload
+    if not queries:
+        raise StudyError(f"Study {name!r} has no query: give --queries N ≥ 1, --query-ids or --upload files.")
+
+    for space in spaces:
+        runs = _space_runs(catalogue, space, queries, uploads, k=k, metric=metric, artist_filter=artist_filter)
+        for query, run in zip(queries, runs):
+            _add_runs(query, space, run)
+    study = Study(
+        name=name, k=k, spaces=spaces, queries=queries, seed=seed, raters_per_pair=raters_per_pair,
+        panel_size=panel_size, relevance_threshold=float(relevance_threshold), artist_filter=artist_filter,
+        require_play=require_play, metric=metric, catalogue_fingerprint=catalogue.fingerprint(),
+        created_at=_utc_now(), space_rounds={s: 0 for s in spaces},
+    )
+    with _study_locked(catalogue_root, name):
+        if path.exists():  # created by someone else while the runs were computed
+            raise StudyError(_exists_message(catalogue_root, name))
+        save_study(catalogue_root, study)
+    return study
+
+
+def _exists_message(catalogue_root: str | Path, name: str) -> str:
+    return (
+        f"Study {name!r} already exists in {Path(catalogue_root)}: choose another name, or add a "
+        f"space to it with `python -m songsim study add-space {catalogue_root} --name {name} --space SPACE`."
+    )
+
+
+def _check_settings(
+    spaces: list[str], *, k: int, raters_per_pair: int, panel_size: int, relevance_threshold: float, metric: str
+) -> None:
+    """:class:`StudyError` for a study setting out of range."""
+    problems = []
+    if not spaces:
+        problems.append("no space to compare: give at least one (--spaces a,b)")
+    if len(set(spaces)) != len(spaces):
+        problems.append(f"a space is listed twice in {', '.join(spaces)}")
+    if k < 1:
+        problems.append(f"k = {k}: give k ≥ 1 neighbours per space (--k)")
+    if raters_per_pair < 1:
+        problems.append(f"raters per pair = {raters_per_pair}: give at least 1")
+    elif raters_per_pair > panel_size:
+        problems.append(
+            f"{raters_per_pair} raters per pair cannot come from a panel of {panel_size}: "
+            f"raise --panel-size to ≥ {raters_per_pair} or lower --raters-per-pair"
+        )
+    if not 0 < relevance_threshold <= max(BROAD_SCALE):
+        problems.append(
+            f"relevance threshold {relevance_threshold:g} is outside (0, {max(BROAD_SCALE)}]: it is a mean BROAD "
+            f"grade (0 not / 1 somewhat / 2 very similar), e.g. 1"
+        )
+    if metric not in METRICS:
+        problems.append(f"metric {metric!r}: choose {' or '.join(METRICS)}")
+    if problems:
+        raise StudyError("Cannot create the study: " + "; ".join(problems) + ".")
+
+
+def add_space(catalogue_root: str | Path, name: str, space: str) -> tuple[Study, int]:
+    """Add ``space`` to study ``name``: its top-k for every query, pooling only new candidates.
+
+    Runs use the study's k, metric and artist filter; upload queries are embedded again from
+    their stored audio. Existing pools keep their order and every rating already given stays
+    valid (ratings are keyed by query and candidate); the new pairs form the next judging
+    round, assigned after the existing ones.
+
+    Returns
+    -------
+    (Study, int)
+        The saved study and the number of new (query, candidate) pairs to judge.
+    """
+    from songsim.catalogue import load_catalogue
+
+    study = load_study(catalogue_root, name)
+    if space in study.spaces:
+        raise StudyError(f"Space {space!r} is already in study {name!r} (its spaces: {', '.join(study.spaces)}).")
+    catalogue = load_catalogue(catalogue_root)
+    _check_space(catalogue, space)
+    uploads = {q.query_id: _stored_upload(catalogue, q) for q in study.queries if q.audio is not None}
+    runs = _space_runs(catalogue, space, study.queries, uploads, k=study.k, metric=study.metric, artist_filter=study.artist_filter)
+    with _study_locked(catalogue_root, name):
+        study = load_study(catalogue_root, name)  # fresh: raters may have joined meanwhile
+        if space in study.spaces:
+            raise StudyError(f"Space {space!r} was added to study {name!r} by another process meanwhile.")
+        rounds = {s: study.space_rounds.get(s, 0) for s in study.spaces}
+        n_new = sum(_add_runs(query, space, run) for query, run in zip(study.queries, runs))
+        study.spaces.append(space)
+        study.space_rounds = {**rounds, space: max(rounds.values(), default=-1) + 1}
+        save_study(catalogue_root, study)
+    return study, n_new
+
+
+def join_panel(catalogue_root: str | Path, name: str, rater: str) -> Study:
+    """Add ``rater`` to the study's panel (if new) and return the study.
+
+    The read-modify-write holds the study's lock, so raters joining at the same moment from
+    different processes are all kept. Joining order fixes each rater's slot.
+    """
+    rater = check_rater_name(rater)
+    study = load_study(catalogue_root, name)  # a clear error, and no lock file, when there is no such study
+    if rater in study.raters:
+        return study
+    with _study_locked(catalogue_root, name):
+        study = load_study(catalogue_root, name)
+        if rater not in study.raters:
+            study.raters.append(rater)
+            save_study(catalogue_root, study)
+    return study
+
+
+def _pair_order(study: Study) -> list[tuple[str, str]]:
+    """Every (query_id, candidate_id) pair of the study, in the seeded assignment order."""
+    rounds = {s: study.space_rounds.get(s, 0) for s in study.spaces}
+    keyed = []
+    for query in study.queries:
+        query_key = _order_key(study.seed, "query", query.query_id)
+        for candidate in query.pool:
+            pooled_in = min((rounds.get(s, 0) for s, run in query.runs.items() if candidate in run), default=0)
+            pair_key = _order_key(study.seed, "pair", query.query_id, candidate)
+            keyed.append(((pooled_in, query_key, pair_key), (query.query_id, candidate)))
+    keyed.sort()
+    return [pair for _, pair in keyed]
+
+
+def rater_slot(study: Study, rater: str) -> int:
+    """The panel slot (0 … panel_size − 1) of a rater who joined the study."""
+    rater = check_rater_name(rater)
+    if rater not in study.raters:
+        raise StudyError(
+            f"Rater {rater!r} has not joined study {study.name!r}: join the panel first "
+            f"(enter the name on the rating page, or songsim.studies.join_panel)."
+        )
+    return study.raters.index(rater) % max(study.panel_size, 1)
+
+
+def assigned_pairs(study: Study, rater: str) -> list[tuple[str, str]]:
+    """The (query_id, candidate_id) pairs ``rater`` is asked to judge, in assignment order.
+
+    See "Balanced assignment" in the module docstring. Raises :class:`StudyError` when the
+    rater has not joined.
+    """
+    slot = rater_slot(study, rater)
+    pairs = _pair_order(study)
+    per_pair, panel = study.raters_per_pair, max(study.panel_size, 1)
+    if per_pair >= panel:
+        return pairs
+    return [pair for i, pair in enumerate(pairs) if (slot - i * per_pair) % panel < per_pair]
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """One query of a rater's queue: the query and its assigned candidates, in the order shown.
+
+    Blind: no space names, ranks or scores.
+    """
+
+    query_id: str
+    candidates: list[str]
+
+
+def rater_queue(study: Study, rater: str) -> list[QueueItem]:
+    """The rater's assigned pairs grouped by query, queries and candidates shuffled per rater.
+
+    The shuffle is seeded by the study seed and the rater name (sort by a sha256 key), so a
+    rater sees the same order after a refresh or a restart, different raters see different
+    orders, and candidates added later slot in without reordering the rest.
+    """
+    rater = check_rater_name(rater)
+    by_query: dict[str, list[str]] = {}
+    for query_id, candidate in assigned_pairs(study, rater):
+        by_query.setdefault(query_id, []).append(candidate)
+    items = [
+        QueueItem(query_id, sorted(candidates, key=lambda c, q=query_id: _order_key(study.seed, "order", rater, q, c)))
+        for query_id, candidates in by_query.items()
+    ]
+    return sorted(items, key=lambda item: _order_key(study.seed, "order", rater, item.query_id))
+
+
+def _rated_pairs(latest: pd.DataFrame, rater: str, *, study: str | None = None) -> set[tuple[str, str]]:
+    """(query_id, candidate_id) pairs ``rater`` has rated in ``latest`` (of ``study`` if given)."""
+    mask = latest["rater"] == rater
+    if study is not None:
+        mask &= latest["study"] == study
+    rows = latest[mask]
+    return set(zip(rows["query_id"], rows["candidate_id"]))
+
+
+def progress(study: Study, rater: str, latest: pd.DataFrame) -> tuple[int, int]:
+    """(rated, assigned): how many of the rater's assigned pairs have a rating.
+
+    ``latest`` is :func:`songsim.ratings.latest_ratings` output (any studies; filtered here).
+    """
+    rater = check_rater_name(rater)
+    assigned = assigned_pairs(study, rater)
+    done = _rated_pairs(latest, rater, study=study.name)
+    return sum(pair in done for pair in assigned), len(assigned)
+
+
+def next_unrated(queue: Sequence[QueueItem], latest: pd.DataFrame, rater: str) -> tuple[str, str] | None:
+    """The first (query_id, candidate_id) of ``queue`` that ``rater`` has not rated, else None.
+
+    ``latest`` must hold the ratings of the queue's study only
+    (``latest_ratings(load_ratings(root, study=name).events)``): the queue does not name it.
+    """
+    done = _rated_pairs(latest, check_rater_name(rater))
+    return next(((item.query_id, c) for item in queue for c in item.candidates if (item.query_id, c) not in done), None)
+
+
+def study_summary(study: Study) -> dict:
+    """What ``study show --json`` prints: ``{"name", "k", "spaces", "queries": [{"query_id",
+    "runs": {space: [ids, rank 1 first]}, "pool": [ids]}]}``."""
+    return {
+        "name": study.name,
+        "k": study.k,
+        "spaces": list(study.spaces),
+        "queries": [{"query_id": q.query_id, "runs": dict(q.runs), "pool": list(q.pool)} for q in study.queries],
+    }
