@@ -23,8 +23,10 @@ from songsim.metrics import (
     dcg_at_k,
     hubness,
     k_occurrence,
+    krippendorff_alpha,
     mean_average_precision,
     ndcg_at_k,
+    ndcg_of_scores,
     pairwise_accuracy,
     precision_at_k,
 )
@@ -320,3 +322,113 @@ def test_cluster_scores_validate_inputs():
         cluster_scores(np.full((3, 2), np.nan), y[:3], n_clusters=1)
     with pytest.raises(SongsimError, match="reg_covar"):
         cluster_scores(x, y, n_clusters=3, reg_covar=0.0)
+
+
+# ------------------------------------------------------------------------------------------
+# tie-aware nDCG of scores
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("k", [1, 3, 10])
+def test_ndcg_of_scores_with_ties_matches_sklearn(seed, k):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 10))
+    y_true = rng.integers(0, 3, n).astype(float)
+    y_true[0] = 2.0
+    y_score = rng.integers(0, 3, n).astype(float)  # many ties
+    assert ndcg_of_scores(y_score, y_true, k, gain="linear") == pytest.approx(ndcg_score([y_true], [y_score], k=k))
+
+
+def test_ndcg_of_scores_without_ties_is_ndcg_of_the_sorted_ranking():
+    relevance = np.array([0, 2, 1, 2])
+    scores = np.array([0.9, 0.1, 0.5, 0.7])
+    assert ndcg_of_scores(scores, relevance, 3) == pytest.approx(ndcg_at_k([0, 2, 1, 2], 3))
+
+
+def test_ndcg_of_scores_averages_a_tie_over_its_orders():
+    # a grade-2 and a grade-0 item tied over ranks 1-2: each rank gets gain (3 + 0) / 2;
+    # the ideal puts gain 3 at rank 1
+    assert ndcg_of_scores([1, 1], [2, 0], 1) == pytest.approx(1.5 / 3)
+    assert ndcg_of_scores([1, 1], [2, 0], 2) == pytest.approx((1.5 + 1.5 / math.log2(3)) / 3)
+    assert ndcg_of_scores([5, 5, 5], [1, 1, 1], 3) == 1.0
+
+
+def test_ndcg_of_scores_degenerate_and_invalid():
+    with pytest.warns(MetricWarning, match="no item is relevant"):
+        assert ndcg_of_scores([1, 2], [0, 0], 2) == 0.0
+    with pytest.warns(MetricWarning):
+        assert ndcg_of_scores([], [], 2) == 0.0
+    with pytest.raises(SongsimError, match="one value per item"):
+        ndcg_of_scores([1, 2], [1], 2)
+    with pytest.raises(SongsimError, match="gain must be one of"):
+        ndcg_of_scores([1], [1], 1, gain="burges")
+
+
+# ------------------------------------------------------------------------------------------
+# Krippendorff's alpha
+
+NAN = np.nan
+# Krippendorff (2011), "Computing Krippendorff's alpha-reliability", §C: 4 observers × 12 units
+KRIPPENDORFF_2011 = [
+    [1, 2, 3, 3, 2, 1, 4, 1, 2, NAN, NAN, NAN],
+    [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, NAN, 3],
+    [NAN, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, NAN],
+    [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, NAN],
+]
+
+
+@pytest.mark.parametrize("level, published", [("nominal", 0.743), ("ordinal", 0.815), ("interval", 0.849)])
+def test_krippendorff_alpha_reproduces_the_published_example(level, published):
+    assert krippendorff_alpha(KRIPPENDORFF_2011, level=level) == pytest.approx(published, abs=5e-4)
+
+
+def test_krippendorff_alpha_hand_case():
+    # 2 raters, units (0,0) (1,1) (0,1): o = [[2, 1], [1, 2]], n_0 = n_1 = 3, n = 6
+    # alpha = 1 - (n - 1) * (o_01 + o_10) / (n_0 n_1 + n_1 n_0) = 1 - 5 * 2 / 18
+    data = [[0, 1, 0], [0, 1, 1]]
+    for level in ("nominal", "ordinal", "interval"):  # two values: every metric agrees
+        assert krippendorff_alpha(data, level=level) == pytest.approx(1 - 10 / 18)
+    # ordinal on 0/1/2 with one unit (0, 2): delta^2(0, 2) = (n_0 + n_1 + n_2 - (n_0 + n_2) / 2)^2
+    data = [[0, 1, 2, 0], [0, 1, 2, 2]]
+    o = np.array([[2, 0, 1], [0, 2, 0], [1, 0, 2]], dtype=float)
+    n_c = o.sum(axis=1)
+    cum = lambda c, k: n_c[min(c, k): max(c, k) + 1].sum()  # noqa: E731
+    delta = np.array([[(cum(c, k) - (n_c[c] + n_c[k]) / 2) ** 2 for k in range(3)] for c in range(3)])
+    expected = 1 - (n_c.sum() - 1) * (o * delta).sum() / (np.outer(n_c, n_c) * delta).sum()
+    assert krippendorff_alpha(data, level="ordinal") == pytest.approx(expected)
+
+
+def test_krippendorff_alpha_perfect_agreement_is_one_and_ignores_unpairable_units():
+    assert krippendorff_alpha([[0, 1, 2, 2, NAN], [0, 1, 2, 2, 1], [NAN, 1, 2, NAN, NAN]]) == 1.0
+
+
+def test_krippendorff_alpha_undefined_cases_warn_and_are_nan():
+    with pytest.warns(MetricWarning, match="undefined"):
+        assert math.isnan(krippendorff_alpha([[0, 1, 2, 1]]))  # one rater: nothing pairable
+    with pytest.warns(MetricWarning, match="undefined"):
+        assert math.isnan(krippendorff_alpha([[1, 1, NAN], [1, 1, 2]]))  # no variation
+    with pytest.warns(MetricWarning):
+        assert math.isnan(krippendorff_alpha(np.empty((2, 0))))
+
+
+def test_krippendorff_alpha_validates():
+    with pytest.raises(SongsimError, match="level must be one of"):
+        krippendorff_alpha([[0, 1]], level="ratio")
+    with pytest.raises(SongsimError, match="2-D"):
+        krippendorff_alpha([0, 1])
+    with pytest.raises(SongsimError, match="infinity"):
+        krippendorff_alpha([[0, np.inf], [0, 1]])
+    with pytest.raises(SongsimError, match="numeric"):
+        krippendorff_alpha([["a", "b"], ["a", "a"]])
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("level", ["nominal", "ordinal", "interval"])
+def test_krippendorff_alpha_matches_the_krippendorff_package(seed, level):
+    krippendorff = pytest.importorskip("krippendorff")
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, 3, 60)
+    data = np.clip(truth + rng.integers(-1, 2, (4, 60)) * (rng.random((4, 60)) < 0.4), 0, 2).astype(float)
+    data[rng.random(data.shape) < 0.35] = np.nan
+    expected = krippendorff.alpha(reliability_data=data, level_of_measurement=level)
+    assert krippendorff_alpha(data, level=level) == pytest.approx(expected, abs=1e-12)
