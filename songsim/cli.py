@@ -7,6 +7,18 @@
     python -m songsim query DIR (--track ID | --audio FILE) [--space NAME] [-k 5]
                             [--metric cosine|euclidean] [--exclude-artist] --json
     python -m songsim evaluate DIR [--spaces a,b] [--json]   label-based scores of every space
+    python -m songsim study create DIR --name NAME --spaces a,b [--queries 20] [--k 5] [--seed S]
+                            [--raters-per-pair 2] [--panel-size P] [--threshold 1] [--no-artist-filter]
+                            [--query-ids id1,id2] [--upload FILE ...]    pool the spaces' top-k for a panel
+    python -m songsim study show DIR --name NAME [--json] | add-space DIR --name NAME --space S | list DIR
+    python -m songsim rate DIR --study NAME --rater R --query Q --candidate C --broad 0|1|2
+                            [--fine 0-100] [--comment TEXT]              append one rating to ratings.csv
+    python -m songsim report DIR --study NAME [--json] [--csv DIR] [--html FILE]
+    python -m songsim import DIR --audio AUDIO_DIR [--metadata CSV ...]
+                            [--layout auto|folders|gtzan|flat|fma|deam|csv] [--replace] [--json]
+                                                   write DIR/tracks.csv for a collection (audio stays put)
+    python -m songsim bench index [--sizes 10000,100000] [--dim 64] [--queries 1000] [--json]
+                                                   annoy vs exact search: build, latency, recall@k
 
 Errors (a :class:`~songsim.errors.SongsimError`) go to stderr with exit status 2, never a
 traceback.
@@ -45,17 +57,26 @@ def _progress_bar(desc: str):
     return update, bar
 
 
+def _count_bar(desc: str, unit: str):
+    """A tqdm bar driven by ``(done, total, message)`` callbacks; returns (callback, bar).
+
+    Redraws at tqdm's own rate (``mininterval``), so a callback per file of a 100 k-file import
+    costs little."""
+    bar = tqdm(total=1, desc=desc, unit=unit, file=sys.stderr)
+
+    def update(done: int, total: int, message: str) -> None:
+        bar.total = total
+        bar.set_postfix_str(message[:40], refresh=False)
+        bar.update(done - bar.n)
+
+    return update, bar
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from songsim.demo import make_demo
 
-    with tqdm(total=1, desc="rendering demo", unit="clip", file=sys.stderr) as bar:
-
-        def on_progress(done: int, total: int, message: str) -> None:
-            bar.total = total
-            bar.n = done
-            bar.set_postfix_str(message[:40])
-            bar.refresh()
-
+    on_progress, bar = _count_bar("rendering demo", "clip")
+    with bar:
         csv_path = make_demo(Path(args.dir), seed=args.seed, on_progress=on_progress, n_jobs=args.jobs, audio_format=args.format)
     print(csv_path)
     return 0
@@ -141,6 +162,219 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _names(text: str | None) -> list[str] | None:
+    """A comma-separated option as a list (``None`` when not given)."""
+    return None if text is None else [s.strip() for s in text.split(",") if s.strip()]
+
+
+def _format_study(study) -> str:
+    """A readable summary of a :class:`~songsim.studies.Study`: settings, then one line per query."""
+    lines = [
+        f"study {study.name}: {len(study.spaces)} space(s) ({', '.join(study.spaces)}), k={study.k}, {study.metric}, "
+        f"artist filter {'on' if study.artist_filter else 'off'}",
+        f"{len(study.queries)} queries, {study.n_pairs} pairs to judge, each by {study.raters_per_pair} of a panel of "
+        f"{study.panel_size}; relevant when mean BROAD ≥ {study.relevance_threshold:g}",
+        f"raters: {', '.join(study.raters) or 'none yet'}",
+    ]
+    for query in study.queries:
+        runs = ", ".join(f"{space} {len(run)}" for space, run in query.runs.items())
+        lines.append(f"  {query.query_id:<28} pool {len(query.pool):>3}  ({runs})")
+    return "\n".join(lines)
+
+
+def _cmd_study_create(args: argparse.Namespace) -> int:
+    from songsim.studies import create_study, study_path
+
+    study = create_study(
+        args.dir, args.name, _names(args.spaces), n_queries=args.queries, k=args.k, seed=args.seed,
+        raters_per_pair=args.raters_per_pair, panel_size=args.panel_size, relevance_threshold=args.threshold,
+        artist_filter=not args.no_artist_filter, require_play=not args.no_require_play, metric=args.metric,
+        query_ids=_names(args.query_ids), upload_files=args.upload,
+    )
+    print(_format_study(study))
+    print(f"saved {study_path(args.dir, study.name)}", file=sys.stderr)
+    return 0
+
+
+def _cmd_study_show(args: argparse.Namespace) -> int:
+    from songsim.studies import load_study, study_summary
+
+    study = load_study(args.dir, args.name)
+    print(json.dumps(study_summary(study), indent=2) if args.json else _format_study(study))
+    return 0
+
+
+def _cmd_study_add_space(args: argparse.Namespace) -> int:
+    from songsim.studies import add_space
+
+    study, n_new = add_space(args.dir, args.name, args.space)
+    print(f"added {args.space} to study {study.name}: {n_new} new pair(s) to judge, {study.n_pairs} in all")
+    return 0
+
+
+def _cmd_study_list(args: argparse.Namespace) -> int:
+    from songsim.studies import list_studies
+
+    names = list_studies(args.dir)
+    print("\n".join(names) if names else f"no study in {args.dir} yet", file=sys.stdout if names else sys.stderr)
+    return 0
+
+
+def _cmd_rate(args: argparse.Namespace) -> int:
+    from songsim.ratings import Rating, append_rating
+
+    rating = Rating(
+        study=args.study, rater=args.rater, query_id=args.query, candidate_id=args.candidate,
+        broad=args.broad, fine=args.fine, comment=args.comment,
+    )
+    print(json.dumps(append_rating(args.dir, rating).as_dict()))
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from songsim.report import compute_report
+
+    report = compute_report(args.dir, args.study)
+    for problem in report.problems:  # torn or malformed rows of ratings.csv first, then the data's caveats
+        print(f"warning: {problem}", file=sys.stderr)
+    if args.csv:
+        report.write_csv(Path(args.csv))
+        print(f"wrote the CSV tables to {args.csv}", file=sys.stderr)
+    if args.html:
+        report.write_html(Path(args.html))
+        print(f"wrote {args.html}", file=sys.stderr)
+    print(json.dumps(report.as_dict(), indent=2) if args.json else report.format_text())
+    return 0
+
+
+def _add_study_parsers(sub: argparse._SubParsersAction) -> None:
+    """The ``study``, ``rate`` and ``report`` commands."""
+    study = sub.add_parser("study", help="panel studies: create, show, add-space, list")
+    actions = study.add_subparsers(dest="action", required=True)
+
+    create = actions.add_parser("create", help="pool the top-k of every space for a query set into a new study")
+    create.add_argument("dir", help="a built catalogue folder (the study goes to DIR/studies/NAME.json)")
+    create.add_argument("--name", required=True, help="study name: letters, digits, '_', '.', '-'")
+    create.add_argument("--spaces", required=True, help="comma-separated built spaces to compare")
+    create.add_argument("--queries", type=int, default=20, help="catalogue queries drawn stratified by genre (default 20; 0 with --upload: uploads only)")
+    create.add_argument("-k", "--k", type=int, default=5, help="neighbours per space per query (default 5)")
+    create.add_argument("--seed", type=int, default=0, help="seed of the query draw, the assignment and the shuffles")
+    create.add_argument("--raters-per-pair", type=int, default=2, help="raters judging each pair (default 2)")
+    create.add_argument("--panel-size", type=int, default=None, help="expected raters (default: raters per pair, so everyone rates everything)")
+    create.add_argument("--threshold", type=float, default=1.0, help="binary relevance for MAP and P@k: mean BROAD ≥ threshold (default 1)")
+    create.add_argument("--metric", choices=("cosine", "euclidean"), default="cosine")
+    create.add_argument("--no-artist-filter", action="store_true", help="keep the query's artist among the candidates")
+    create.add_argument("--no-require-play", action="store_true", help="let raters rate a candidate before playing it")
+    create.add_argument("--query-ids", default=None, help="comma-separated hand-picked track ids (instead of the draw)")
+    create.add_argument("--upload", nargs="+", action="extend", default=None, metavar="FILE", help="audio files added as queries")
+    create.set_defaults(run=_cmd_study_create)
+
+    show = actions.add_parser("show", help="a study's settings, runs and pools")
+    show.add_argument("dir", help="the catalogue folder")
+    show.add_argument("--name", required=True)
+    show.add_argument("--json", action="store_true", help='print {"name", "k", "spaces", "queries": [{"query_id", "runs", "pool"}]}')
+    show.set_defaults(run=_cmd_study_show)
+
+    add = actions.add_parser("add-space", help="add a space to a study: only its new candidates need judging")
+    add.add_argument("dir", help="the catalogue folder")
+    add.add_argument("--name", required=True)
+    add.add_argument("--space", required=True, help="a built space not yet in the study")
+    add.set_defaults(run=_cmd_study_add_space)
+
+    listing = actions.add_parser("list", help="the studies of a catalogue")
+    listing.add_argument("dir", help="the catalogue folder")
+    listing.set_defaults(run=_cmd_study_list)
+
+    rate = sub.add_parser("rate", help="append one rating to DIR/ratings.csv (validated, locked)")
+    rate.add_argument("dir", help="the catalogue folder")
+    rate.add_argument("--study", required=True)
+    rate.add_argument("--rater", required=True)
+    rate.add_argument("--query", required=True, help="query id")
+    rate.add_argument("--candidate", required=True, help="candidate track id (from the query's pool)")
+    rate.add_argument("--broad", type=int, required=True, help="0 not similar, 1 somewhat similar, 2 very similar")
+    rate.add_argument("--fine", type=float, default=None, help="FINE score 0–100 (optional)")
+    rate.add_argument("--comment", default="", help="free text (optional)")
+    rate.set_defaults(run=_cmd_rate)
+
+    report = sub.add_parser("report", help="per-space NDCG/MAP/P@k with CIs, significance and rater agreement")
+    report.add_argument("dir", help="the catalogue folder")
+    report.add_argument("--study", required=True)
+    report.add_argument("--json", action="store_true", help="print JSON")
+    report.add_argument("--csv", default=None, metavar="DIR", help="also write the tables as CSV files into DIR")
+    report.add_argument("--html", default=None, metavar="FILE", help="also write a self-contained HTML report")
+    report.set_defaults(run=_cmd_report)
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from songsim.importers import import_collection
+
+    on_progress, bar = _count_bar("checking audio", "file")
+    with bar:
+        report = import_collection(
+            args.dir, args.audio, metadata=args.metadata, layout=args.layout, replace=args.replace, on_progress=on_progress
+        )
+    print(json.dumps(report.as_dict(), indent=2) if args.json else report.format())
+    return 0
+
+
+def _cmd_bench_index(args: argparse.Namespace) -> int:
+    from songsim.benchmarks import bench_index, format_index_table
+
+    annoy = {name: value for name, value in (("n_trees", args.n_trees), ("search_k", args.search_k)) if value is not None}
+    update, bar = _progress_bar("benchmarking")
+    with bar:
+        result = bench_index(
+            args.sizes, dim=args.dim, n_queries=args.queries, k=args.k, metric=args.metric, seed=args.seed,
+            workdir=args.workdir, on_progress=update, **annoy,
+        )
+    print(json.dumps(result, indent=2) if args.json else format_index_table(result))
+    return 0
+
+
+def _sizes(text: str) -> list[int]:
+    """``--sizes 10000,100000`` as a list of positive ints (an argparse type)."""
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of row counts, e.g. 10000,100000") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give at least one positive row count")
+    return sizes
+
+
+def _add_import_and_bench_parsers(sub: argparse._SubParsersAction) -> None:
+    """The ``import`` and ``bench`` commands (their modules are imported only when they run)."""
+    imports = sub.add_parser("import", help="write DIR/tracks.csv for a music collection (GTZAN, FMA, DEAM, folders, CSV)")
+    imports.add_argument("dir", help="the catalogue folder to write tracks.csv into (created if missing)")
+    imports.add_argument("--audio", required=True, help="the folder holding the audio (searched recursively; never moved)")
+    imports.add_argument(
+        "--metadata", action="append", default=[], metavar="CSV",
+        help="labels: FMA tracks.csv, DEAM annotations, or any CSV keyed by track id or file name (repeatable)",
+    )
+    imports.add_argument(
+        "--layout", default="auto",
+        help="how the collection is organised: auto (default: detect), folders, gtzan, flat, fma, deam or csv",
+    )
+    imports.add_argument("--replace", action="store_true", help="overwrite an existing DIR/tracks.csv")
+    imports.add_argument("--json", action="store_true", help="print the report as JSON")
+    imports.set_defaults(run=_cmd_import)
+
+    bench = sub.add_parser("bench", help="benchmarks that print JSON figures")
+    kinds = bench.add_subparsers(dest="benchmark", required=True)
+    index = kinds.add_parser("index", help="annoy vs exact top-k on synthetic embeddings: build time, latency, recall@k")
+    index.add_argument("--sizes", type=_sizes, default=[10_000, 100_000], help="comma-separated row counts (default 10000,100000)")
+    index.add_argument("--dim", type=int, default=64)
+    index.add_argument("--queries", type=int, default=1000, help="query rows per size (default 1000)")
+    index.add_argument("-k", type=int, default=5)
+    index.add_argument("--metric", choices=("cosine", "euclidean"), default="cosine")
+    index.add_argument("--n-trees", type=int, default=None, help="annoy trees (default: songsim's)")
+    index.add_argument("--search-k", type=int, default=None, help="annoy nodes inspected per query (default: songsim's)")
+    index.add_argument("--seed", type=int, default=0)
+    index.add_argument("--workdir", default=None, help="folder for the temporary annoy file (~0.9 GB at 1 M rows)")
+    index.add_argument("--json", action="store_true", help="print JSON")
+    index.set_defaults(run=_cmd_bench_index)
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m songsim", description="Listening-based evaluation of song similarity.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -190,6 +424,8 @@ def make_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("-k", type=int, default=5, help="neighbours per query for P@k, year distance and hubness")
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     evaluate.set_defaults(run=_cmd_evaluate)
+    _add_study_parsers(sub)
+    _add_import_and_bench_parsers(sub)
     return parser
 
 

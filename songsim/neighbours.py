@@ -28,8 +28,8 @@ Which index
 ~0.1 ms at 10 k rows and 2-8 ms at 100 k on a laptop core) and :class:`AnnoyIndex` above, a
 memory-mapped file shared by every process (every app session) that opens it. Annoy's own
 default ``search_k`` gives poor recall on hard 64-d data; this module always passes an
-explicit ``search_k`` (:data:`DEFAULT_SEARCH_K`), chosen from measurements (recall@5 ~0.98 at
-100 k clustered 64-d rows, see ``bench/bench_index.py``).
+explicit ``search_k`` (:data:`DEFAULT_SEARCH_K`), chosen from measurements with
+``python -m songsim bench index`` (see :class:`AnnoyIndex`).
 
 Exclusion (the MIREX artist filter)
 -----------------------------------
@@ -73,7 +73,7 @@ __all__ = [
 
 METRICS = ("cosine", "euclidean")
 DEFAULT_N_TREES = 50  # annoy trees: more = better recall, bigger file, slower build
-DEFAULT_SEARCH_K = 10_000  # annoy nodes inspected per query (annoy's default is n_trees * k)
+DEFAULT_SEARCH_K = 5_000  # annoy nodes inspected per query (annoy's default is n_trees * k)
 DEFAULT_ANNOY_ABOVE = 50_000  # make_index: exact search up to this many rows
 
 _ANNOY_METRIC = {"cosine": "angular", "euclidean": "euclidean"}
@@ -259,7 +259,7 @@ def _validated_query(index, vector: np.ndarray, *, k: int, exclude: np.ndarray |
     """Validate a query against ``index`` (shape, mask, k) and run its ``_query``."""
     q = _check_query(vector, index.dim)
     mask = _check_exclude(exclude, index.n_items)
-    k = _check_k(k, index.n_items - int(mask.sum()), index.n_items)
+    k = _check_k(k, index.n_items - int(np.count_nonzero(mask)), index.n_items)
     return index._query(q, k, mask)
 
 
@@ -387,7 +387,7 @@ class ExactIndex:
         row = _check_row(row, self.n_items)
         mask = _check_exclude(exclude, self.n_items)
         mask[row] = True
-        k = _check_k(k, self.n_items - int(mask.sum()), self.n_items)
+        k = _check_k(k, self.n_items - int(np.count_nonzero(mask)), self.n_items)
         if self.metric == "cosine":
             q = self._data[row]
         else:
@@ -449,13 +449,18 @@ class AnnoyIndex:
         float32 rounding).
     n_trees : int
         Random-projection trees built (:data:`DEFAULT_N_TREES` = 50). More trees: better
-        recall at the same ``search_k``, larger file, longer build (~6 s per 100 k 64-d rows
-        with one job).
+        recall at the same ``search_k``, larger file, longer build (~8 s CPU per 100 k 64-d
+        rows with one job, ~90 s and a 0.86 GB file at 1 M).
     search_k : int
-        Tree nodes inspected per query (:data:`DEFAULT_SEARCH_K` = 10 000). Annoy's own
-        default (``n_trees * k``, 250 for top-5) gave recall@5 of 0.46 at 100 k clustered
-        64-d rows; 10 000 gives ~0.98 at ~2 ms. When a query must over-fetch (many rows
-        excluded) ``max(search_k, n_trees * n_fetched)`` is used.
+        Tree nodes inspected per query (:data:`DEFAULT_SEARCH_K` = 5 000); the query time
+        grows about linearly with it. Measured at 1 M rows of
+        :func:`songsim.benchmarks.clustered_embeddings` (64-d, 50 trees, one busy core):
+        3 000 → recall@5 0.988 at 0.7 ms, 5 000 → 0.994 at 1.0 ms, 10 000 → 0.998 at
+        1.8 ms. On a noise-like space (isotropic Gaussian clusters filling all 64 dimensions,
+        100 k rows) 5 000 gives only 0.84, 10 000 0.93 and 20 000 0.98 (7 ms): raise it for
+        such spaces. Annoy's own default (``n_trees * k``, 250 for top-5) is far too low.
+        When a query must over-fetch (many rows excluded) ``max(search_k, n_trees *
+        n_fetched)`` is used.
     seed : int
         Seed of annoy's tree building (deterministic with ``n_jobs=1``).
     n_jobs : int
@@ -686,7 +691,7 @@ class AnnoyIndex:
         row = _check_row(row, self.n_items)
         mask = _check_exclude(exclude, self.n_items)
         mask[row] = True
-        k = _check_k(k, self.n_items - int(mask.sum()), self.n_items)
+        k = _check_k(k, self.n_items - int(np.count_nonzero(mask)), self.n_items)
         if self._vectors is not None:
             q = self._vectors[row]
         else:
@@ -700,7 +705,7 @@ class AnnoyIndex:
         return (-dist).astype(np.float32)
 
     def _query(self, q: np.ndarray, k: int, mask: np.ndarray) -> Neighbours:
-        n_excluded = int(mask.sum())
+        n_excluded = int(np.count_nonzero(mask))
         fetch = min(self.n_items, k + n_excluded)
         # annoy pays ~n_trees node visits per candidate fetched: past n_items visits (or with
         # most rows excluded) a brute-force scan is as cheap and exact
