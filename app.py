@@ -18,6 +18,9 @@ st.set_page_config(page_title="songsim", page_icon="🎧", layout="wide")
 navigation = st.navigation([
     st.Page("pages/explore.py", title="Explore", icon="🎧", default=True),
     st.Page("pages/models.py", title="Models", icon="📊"),
+    st.Page("pages/studies.py", title="Studies", icon="🗂️"),
+    st.Page("pages/rate.py", title="Listen & rate", icon="🎚️"),
+    st.Page("pages/report.py", title="Report", icon="📈"),
 ])
 
 root, is_demo = catalogue_root()

@@ -1,0 +1,103 @@
+"""Report: a study's ratings turned into per-space NDCG / MAP / P@k with confidence intervals,
+significance tests, rater agreement and the label-based figures beside them.
+
+Logic lives in :mod:`songsim.report` (the same report as ``python -m songsim report``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tempfile
+import zipfile
+from pathlib import Path
+
+import streamlit as st
+
+from songsim.errors import SongsimError
+from songsim.ratings import ratings_path
+from songsim.report import StudyReport, compute_report
+from songsim.studies import list_studies, study_path
+
+root = st.session_state["catalogue_root"]
+st.title("Report")
+
+names = list_studies(root)
+if not names:
+    st.info("No study yet: create one on the **Studies** page, then rate on **Listen & rate**.")
+    st.stop()
+
+
+def file_state(path: Path) -> tuple[int, int]:
+    """(mtime in ns, size in bytes) of a file, (0, 0) when missing: the report's cache key."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return 0, 0
+    return stat.st_mtime_ns, stat.st_size
+
+
+@st.cache_resource(show_spinner="Computing the report (bootstrap, tests, label figures)…", max_entries=16)
+def cached_report(root: str, name: str, study_state: tuple[int, int], ratings_state: tuple[int, int]) -> StudyReport:
+    """The report, recomputed only when the study file or ratings.csv changed."""
+    return compute_report(root, name)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def exports(root: str, name: str, study_state: tuple[int, int], ratings_state: tuple[int, int]) -> tuple[bytes, bytes, bytes]:
+    """(JSON, zip of CSV tables, self-contained HTML) of the report, as bytes for downloads."""
+    report = cached_report(root, name, study_state, ratings_state)
+    with tempfile.TemporaryDirectory() as folder:
+        html = report.write_html(Path(folder) / f"{name}.html").read_bytes()
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in report.write_csv(folder):
+                archive.write(path, path.name)
+    return json.dumps(report.as_dict(), indent=2).encode(), buffer.getvalue(), html
+
+
+name = st.selectbox("Study", names, key="report-study")
+state = (file_state(study_path(root, name)), file_state(ratings_path(root)))
+try:
+    report = cached_report(root, name, *state)
+except SongsimError as exc:
+    st.error(str(exc))
+    st.stop()
+for problem in report.problems:
+    st.warning(problem)
+if report.per_query.empty:
+    st.info("Nobody has rated this study yet: the figures appear with the first rating.")
+    st.stop()
+
+k = report.k
+st.subheader(f"Per space · NDCG@{k}, MAP, P@{k} (95 % bootstrap CI)")
+st.dataframe(report.display_spaces(), hide_index=True)
+left, right = st.columns(2)
+left.plotly_chart(report.bars_figure(), key="bars")
+right.plotly_chart(report.heatmap_figure(), key="heatmap")
+
+st.subheader("Significance and agreement")
+for line in report.summary_lines():
+    st.markdown("- " + line.replace("_", "\\_").replace("*", "\\*"))
+if len(report.spaces) > 1:
+    left, right = st.columns(2)
+    left.caption(f"Wilcoxon signed-rank on NDCG@{k}: Holm-adjusted p (row vs column)")
+    left.dataframe(report.display_matrix("p_holm"))
+    right.caption("Mean NDCG difference (row − column)")
+    right.dataframe(report.display_matrix("mean_difference"))
+st.caption("Raters: counts, means and how well each predicts the others")
+st.dataframe(report.raters, hide_index=True)
+if len(report.labels_table):
+    st.caption("Label-based figures of the same spaces beside the human NDCG: do the labels predict what listeners hear?")
+    st.dataframe(report.labels_table, hide_index=True)
+
+with st.expander("How every figure is computed"):
+    for figure, definition in report.formulas():
+        st.markdown(f"**{figure}** — {definition}")
+    st.json(report.settings(), expanded=False)
+
+as_json, as_zip, as_html = exports(root, name, *state)
+left, middle, right = st.columns(3)
+left.download_button("Report (JSON)", as_json, f"{name}-report.json", "application/json")
+middle.download_button("Tables (CSV, zip)", as_zip, f"{name}-tables.zip", "application/zip")
+right.download_button("Report (HTML, self-contained)", as_html, f"{name}-report.html", "text/html")

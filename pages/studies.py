@@ -1,0 +1,100 @@
+"""Studies: the study owner creates panel studies, adds spaces to them, and follows the panel.
+
+Logic lives in :mod:`songsim.studies` (the same functions as ``python -m songsim study``).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from pages.common import load_catalogue_cached
+from songsim.build import built_space_names
+from songsim.errors import SongsimError
+from songsim.query import store_upload, track_labels
+from songsim.ratings import latest_ratings, load_ratings
+from songsim.panel import study_overview
+from songsim.studies import METRICS, add_space, create_study, list_studies, load_study
+
+root = st.session_state["catalogue_root"]
+catalogue = load_catalogue_cached(root)
+built = built_space_names(catalogue)
+st.title("Studies")
+st.caption(
+    "A study pools the top-k of every compared space for each query; raters judge the pool blind on the "
+    "**Listen & rate** page, and the **Report** page turns their ratings into NDCG / MAP with confidence intervals."
+)
+
+names = list_studies(root)
+if names:
+    log = load_ratings(root)
+    latest = latest_ratings(log.events)
+    st.dataframe(pd.DataFrame([study_overview(load_study(root, n), latest) for n in names]), hide_index=True)
+    for problem in log.problems:
+        st.warning(problem)
+else:
+    st.info("No study yet: create the first one below.")
+
+with st.expander("Create a study", expanded=not names):
+    with st.form("create-study"):
+        name = st.text_input("Name", placeholder="pilot-2026", help="Letters, digits, '_', '.' or '-'.")
+        spaces = st.multiselect("Spaces to compare", built, default=built[:2])
+        left, middle, right = st.columns(3)
+        k = left.number_input("k (neighbours per space)", min_value=1, max_value=50, value=5)
+        n_queries = middle.number_input(
+            "Queries drawn (stratified by genre)", min_value=0, max_value=len(catalogue), value=min(20, len(catalogue))
+        )
+        seed = right.number_input("Seed", min_value=0, value=0)
+        labels = dict(zip(track_labels(catalogue), catalogue.track_ids))
+        picked = st.multiselect("…or hand-pick the queries", list(labels), help="When set, these replace the drawn queries.")
+        uploads = st.file_uploader(
+            "…and/or add uploaded songs as queries", type=["wav", "flac", "ogg", "mp3"], accept_multiple_files=True
+        )
+        left, middle, right = st.columns(3)
+        raters_per_pair = left.number_input("Raters per pair", min_value=1, value=2)
+        panel_size = middle.number_input("Panel size (expected raters)", min_value=1, value=2)
+        threshold = right.number_input("Relevance threshold (mean BROAD ≥)", min_value=0.0, max_value=2.0, value=1.0, step=0.5)
+        left, middle, right = st.columns(3)
+        artist_filter = left.checkbox("Artist filter", value=True, help="Leave the query's artist out of every run (MIREX).")
+        require_play = middle.checkbox("Rate only after playing", value=True)
+        metric = right.selectbox("Similarity", METRICS)
+        if st.form_submit_button("Create study", type="primary"):
+            try:
+                stored = [store_upload(catalogue, f.getvalue(), f.name).path for f in uploads or []]
+                with st.spinner("Pooling every space's top-k…"):
+                    study = create_study(
+                        root, name, spaces, n_queries=int(n_queries), k=int(k), seed=int(seed),
+                        raters_per_pair=int(raters_per_pair), panel_size=int(panel_size), relevance_threshold=float(threshold),
+                        artist_filter=artist_filter, require_play=require_play, metric=metric,
+                        query_ids=[labels[p] for p in picked] or None, upload_files=stored or None,
+                    )  # fmt: skip
+            except SongsimError as exc:
+                st.error(str(exc))
+            else:
+                st.success(
+                    f"Study **{study.name}**: {len(study.queries)} queries, {study.n_pairs} pairs to judge. "
+                    f"Raters open **Listen & rate** and pick it."
+                )
+                st.rerun()
+
+if names:
+    st.subheader("Study details")
+    chosen = st.selectbox("Study", names, key="study-details")
+    study = load_study(root, chosen)
+    addable = [s for s in built if s not in study.spaces]
+    left, right = st.columns([3, 1])
+    new_space = left.selectbox("Add a space (only its new candidates are pooled; ratings are reused)", addable or ["—"])
+    if right.button("Add space", disabled=not addable):
+        try:
+            study, n_new = add_space(root, chosen, new_space)
+        except SongsimError as exc:
+            st.error(str(exc))
+        else:
+            st.success(f"Added {new_space}: {n_new} new pairs to judge.")
+    st.caption("Which space proposed which candidate at which rank (the owner's view; raters never see it).")
+    rows = [
+        {"query": q.query_id, "space": space, **{f"#{rank}": c for rank, c in enumerate(run, start=1)}}
+        for q in study.queries
+        for space, run in q.runs.items()
+    ]
+    st.dataframe(pd.DataFrame(rows), hide_index=True)

@@ -1,0 +1,200 @@
+"""What the rating page shows a rater, and what it does with their answers.
+
+The Listen & rate page is a thin view over a :class:`RaterSession`: the study, the rater's
+blind queue (:func:`songsim.studies.rater_queue`), their latest ratings read back from
+``ratings.csv`` (so a browser refresh or a server restart resumes exactly where they left
+off), and where each song's audio is. Saving goes through
+:func:`songsim.ratings.append_rating`, the one validated, locked code path that the
+``rate`` command uses too.
+
+Study passcodes live in ``.streamlit/secrets.toml`` (never in the study file)::
+
+    [study_passcodes]
+    pilot-2026 = "blue-harmonica"
+
+A study without an entry is open to any rater name.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from songsim.catalogue import Catalogue
+from songsim.errors import SongsimError, UnknownTrackError
+from songsim.ratings import Rating, append_rating, latest_ratings, load_ratings
+from songsim.studies import UPLOAD_QUERY_PREFIX, QueueItem, Study, join_panel, rater_queue
+
+PASSCODES_SECTION = "study_passcodes"
+
+
+def passcode_required(secrets: Mapping, study_name: str) -> bool:
+    """Whether the owner set a passcode for ``study_name`` in the secrets' ``[study_passcodes]``."""
+    return bool(_passcodes(secrets).get(study_name))
+
+
+def passcode_accepted(secrets: Mapping, study_name: str, given: str | None) -> bool:
+    """True when the study has no passcode or ``given`` matches it (constant-time comparison)."""
+    expected = _passcodes(secrets).get(study_name)
+    if not expected:
+        return True
+    return hmac.compare_digest(str(expected).encode(), (given or "").encode())
+
+
+def session_token(secrets: Mapping, study_name: str, rater: str) -> str:
+    """A token proving that ``rater`` gave the study's passcode, kept in the page URL so a
+    browser refresh resumes without asking again: HMAC-SHA256 of the rater name keyed by the
+    passcode, 16 hex digits ("" when the study has no passcode)."""
+    expected = _passcodes(secrets).get(study_name)
+    if not expected:
+        return ""
+    return hmac.new(str(expected).encode(), rater.strip().encode(), "sha256").hexdigest()[:16]
+
+
+def token_accepted(secrets: Mapping, study_name: str, rater: str, token: str | None) -> bool:
+    """True when the study has no passcode or ``token`` is :func:`session_token`'s."""
+    if not passcode_required(secrets, study_name):
+        return True
+    return hmac.compare_digest(session_token(secrets, study_name, rater).encode(), (token or "").encode())
+
+
+def _passcodes(secrets: Mapping) -> Mapping:
+    try:
+        section = secrets.get(PASSCODES_SECTION) or {}
+    except (FileNotFoundError, KeyError):  # st.secrets without a secrets.toml
+        return {}
+    return section if isinstance(section, Mapping) else {}
+
+
+@dataclass(frozen=True)
+class SavedRating:
+    """A rater's latest rating of one pair."""
+
+    broad: int
+    fine: float | None
+    comment: str
+
+
+@dataclass
+class RaterSession:
+    """One rater's view of one study.
+
+    Attributes
+    ----------
+    catalogue_root : Path
+    study : Study
+    rater : str
+    queue : list of QueueItem
+        The rater's assigned pairs grouped by query, in their shuffled order (blind).
+    saved : dict of (query_id, candidate_id) to SavedRating
+        Their latest rating of each pair they rated.
+    problems : list of str
+        Rows of ``ratings.csv`` that could not be read (torn or malformed), by line number.
+    """
+
+    catalogue_root: Path
+    study: Study
+    rater: str
+    queue: list[QueueItem]
+    saved: dict[tuple[str, str], SavedRating]
+    problems: list[str]
+
+    @property
+    def assigned(self) -> int:
+        """Number of pairs assigned to the rater."""
+        return sum(len(item.candidates) for item in self.queue)
+
+    @property
+    def rated(self) -> int:
+        """Number of assigned pairs the rater has rated."""
+        return sum((item.query_id, c) in self.saved for item in self.queue for c in item.candidates)
+
+    @property
+    def complete(self) -> bool:
+        """Every assigned pair is rated."""
+        return self.rated == self.assigned
+
+    def first_open_query(self) -> int:
+        """Index in :attr:`queue` of the first query with an unrated candidate (the last
+        query when everything is rated; 0 for an empty queue)."""
+        for position, item in enumerate(self.queue):
+            if any((item.query_id, c) not in self.saved for c in item.candidates):
+                return position
+        return max(len(self.queue) - 1, 0)
+
+    def rated_in(self, item: QueueItem) -> int:
+        """How many of ``item``'s candidates the rater has rated."""
+        return sum((item.query_id, c) in self.saved for c in item.candidates)
+
+    def save(self, query_id: str, candidate_id: str, *, broad: int, fine: float | None = None, comment: str = "") -> Rating:
+        """Append the rating to ``ratings.csv`` (validated, locked) and remember it here."""
+        written = append_rating(
+            self.catalogue_root,
+            Rating(
+                study=self.study.name, rater=self.rater, query_id=query_id, candidate_id=candidate_id,
+                broad=broad, fine=fine, comment=comment or "",
+            ),
+            study=self.study,
+        )  # fmt: skip
+        self.saved[(query_id, candidate_id)] = SavedRating(written.broad, written.fine, written.comment)
+        return written
+
+
+def open_session(catalogue_root: str | Path, study_name: str, rater: str) -> RaterSession:
+    """Join ``rater`` to the study's panel (if new) and read their queue and ratings back."""
+    root = Path(catalogue_root)
+    study = join_panel(root, study_name, rater)
+    rater = study.raters[[r.strip() for r in study.raters].index(rater.strip())]
+    log = load_ratings(root, study=study.name)
+    latest = latest_ratings(log.events)
+    mine = latest[latest["rater"] == rater]
+    saved = {
+        (row.query_id, row.candidate_id): SavedRating(int(row.broad), None if pd.isna(row.fine) else float(row.fine), row.comment or "")
+        for row in mine.itertuples(index=False)
+    }
+    return RaterSession(root, study, rater, rater_queue(study, rater), saved, list(log.problems))
+
+
+def song_audio(catalogue: Catalogue, study: Study, song_id: str) -> Path:
+    """The audio file of a query or candidate: a catalogue track's file, or an uploaded
+    query's stored copy (``study.query(id).audio``, relative to the catalogue folder)."""
+    if song_id.startswith(UPLOAD_QUERY_PREFIX):
+        stored = study.query(song_id).audio
+        if not stored:
+            raise SongsimError(f"Uploaded query {song_id!r} of study {study.name!r} has no stored audio; recreate the study.")
+        return (catalogue.root / stored).resolve()
+    if song_id not in catalogue:
+        raise UnknownTrackError(
+            f"Track {song_id!r} of study {study.name!r} is not in {catalogue.root / 'tracks.csv'}: the catalogue "
+            f"changed since the study was made; restore the track or create a new study."
+        )
+    return Path(catalogue.track(song_id)["path"])
+
+
+
+def study_overview(study: Study, latest: pd.DataFrame) -> dict:
+    """One row of the owner's study table: settings, panel and how much is judged.
+
+    ``latest`` is :func:`songsim.ratings.latest_ratings` output (any studies). ``judged`` is
+    the share of the study's R × pairs rating slots filled (R = raters per pair), capped at 1
+    per pair, so it reaches 100 % when every pair has its R ratings.
+    """
+    mine = latest[latest["study"] == study.name]
+    per_pair = mine.groupby(["query_id", "candidate_id"]).size()
+    pooled = {(q.query_id, c) for q in study.queries for c in q.pool}
+    filled = sum(min(int(n), study.raters_per_pair) for pair, n in per_pair.items() if pair in pooled)
+    return {
+        "study": study.name,
+        "spaces": ", ".join(study.spaces),
+        "k": study.k,
+        "queries": len(study.queries),
+        "pairs": study.n_pairs,
+        "raters": f"{len(study.raters)} joined / panel of {study.panel_size}",
+        "ratings": int(len(mine)),
+        "judged": f"{filled / max(study.n_pairs * study.raters_per_pair, 1):.0%}",
+        "created": study.created_at[:16].replace("T", " "),
+    }

@@ -1,0 +1,140 @@
+"""The panel-study pages as the owner and the raters drive them, through Streamlit's AppTest:
+create a study, sign in, rate everything (progress to 100 %), refresh and resume, the report."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from songsim.panel import open_session, session_token
+from songsim.ratings import Rating, append_rating, latest_ratings, load_ratings
+from songsim.studies import create_study, list_studies, load_study
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+
+
+@pytest.fixture(scope="module")
+def catalogue_dir(built_catalogue, tmp_path_factory) -> Path:
+    """A private copy of the built catalogue: studies and ratings are written into it."""
+    return Path(shutil.copytree(built_catalogue, tmp_path_factory.mktemp("app-studies") / "catalogue"))
+
+
+def open_page(catalogue_dir, monkeypatch, page: str, *, query_params: dict | None = None, secrets: dict | None = None) -> AppTest:
+    monkeypatch.setenv("SONGSIM_CATALOGUE", str(catalogue_dir))
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params.update(query_params or {})
+    at.secrets.update(secrets or {})
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def progress_text(at) -> str:
+    return at.get("progress")[0].proto.text
+
+
+def test_owner_creates_a_study_with_the_form(catalogue_dir, monkeypatch):
+    at = open_page(catalogue_dir, monkeypatch, "pages/studies.py")
+    assert at.title[0].value == "Studies"
+    at.text_input[0].set_value("form-study")
+    at.multiselect[0].set_value(["handcrafted", "random"])
+    at.number_input[0].set_value(3)  # k
+    at.number_input[1].set_value(4)  # queries
+    at.button[0].click().run()  # "Create study"
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    study = load_study(catalogue_dir, "form-study")
+    assert study.spaces == ["handcrafted", "random"] and study.k == 3 and len(study.queries) == 4
+    assert "form-study" in at.dataframe[0].value["study"].tolist()
+
+
+def test_owner_sees_a_bad_name_explained(catalogue_dir, monkeypatch):
+    at = open_page(catalogue_dir, monkeypatch, "pages/studies.py")
+    at.text_input[0].set_value("no spaces allowed")
+    at.button[0].click().run()
+    assert "is not usable" in at.error[0].value
+    assert "no spaces allowed" not in list_studies(catalogue_dir)
+
+
+def rate_current_query(at, grades) -> AppTest:
+    """Play and rate every candidate of the query on screen; returns the app after the last save."""
+    n = len([b for b in at.button if b.label.startswith("▶ Play candidate")])
+    for i in range(n):
+        play = next(b for b in at.button if b.label.startswith("▶ Play candidate"))
+        play.click().run()
+        radio = next(r for r in at.radio if not r.disabled and r.value is None)
+        radio.set_value(grades[i % len(grades)])
+        save = next(b for b in at.button if b.label == "Save rating" and not b.disabled)
+        save.click().run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+    return at
+
+
+def test_rater_signs_in_rates_everything_and_resumes_after_a_refresh(catalogue_dir, monkeypatch):
+    study = create_study(catalogue_dir, "rate-all", ["handcrafted", "random"], n_queries=2, k=2, raters_per_pair=1, panel_size=1)
+    at = open_page(catalogue_dir, monkeypatch, "pages/rate.py")
+    at.selectbox[0].set_value("rate-all")
+    at.text_input[0].set_value("ada")
+    next(b for b in at.button if b.label == "Start rating").click().run()
+    assert not at.exception
+    assert progress_text(at) == f"0 of {study.n_pairs} pairs rated"
+    # blind: neither space names nor track ids on the page
+    shown = " ".join(m.value for m in at.markdown)
+    assert "handcrafted" not in shown and not any(c in shown for q in study.queries for c in q.pool)
+    # a candidate cannot be rated before it is played
+    assert all(r.disabled for r in at.radio)
+
+    queue = open_session(catalogue_dir, "rate-all", "ada").queue
+    assert len(queue) == 2
+    rate_current_query(at, [2, 0, 1])
+    assert progress_text(at) == f"{len(queue[0].candidates)} of {study.n_pairs} pairs rated"
+
+    # refresh: a new session with the same URL resumes at the first unrated query
+    again = open_page(catalogue_dir, monkeypatch, "pages/rate.py", query_params={"study": "rate-all", "rater": "ada"})
+    assert progress_text(again) == f"{len(queue[0].candidates)} of {study.n_pairs} pairs rated"
+    assert not any(b.label == "Start rating" for b in again.button)
+    assert any(m.value.startswith("**Query 2 of 2**") for m in again.markdown)
+    rate_current_query(again, [1])
+    assert progress_text(again) == f"{study.n_pairs} of {study.n_pairs} pairs rated"
+    assert any("rated every pair" in s.value for s in again.success)
+    latest = latest_ratings(load_ratings(catalogue_dir, study="rate-all").events)
+    assert len(latest) == study.n_pairs and set(latest["rater"]) == {"ada"}
+
+
+def test_passcode_guards_the_study_and_the_url_token_resumes(catalogue_dir, monkeypatch):
+    create_study(catalogue_dir, "locked", ["handcrafted"], n_queries=1, k=2, raters_per_pair=1, panel_size=1)
+    secrets = {"study_passcodes": {"locked": "open-sesame"}}
+    at = open_page(catalogue_dir, monkeypatch, "pages/rate.py", secrets=secrets)
+    at.selectbox[0].set_value("locked")
+    at.text_input[0].set_value("bob")
+    at.text_input[1].set_value("wrong")
+    next(b for b in at.button if b.label == "Start rating").click().run()
+    assert "not the passcode" in at.error[0].value and not at.get("progress")
+
+    token = session_token(secrets, "locked", "bob")
+    resumed = open_page(
+        catalogue_dir, monkeypatch, "pages/rate.py", query_params={"study": "locked", "rater": "bob", "token": token}, secrets=secrets
+    )
+    assert progress_text(resumed).endswith("pairs rated")
+
+
+def test_report_page_shows_the_figures_and_changes_with_a_rating(catalogue_dir, monkeypatch):
+    study = create_study(catalogue_dir, "reported", ["handcrafted", "random"], n_queries=3, k=2, raters_per_pair=1, panel_size=1)
+    first = study.queries[0]
+    for rank, candidate in enumerate(first.runs["handcrafted"]):
+        append_rating(catalogue_dir, Rating("reported", "cy", first.query_id, candidate, broad=2), study=study)
+    at = open_page(catalogue_dir, monkeypatch, "pages/report.py")
+    at.selectbox[0].set_value("reported").run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value.set_index("space")
+    assert table.loc["handcrafted", "ndcg@2"].startswith("1.000")
+    assert len(at.get("plotly_chart")) == 2
+    assert [b.label for b in at.get("download_button")] == ["Report (JSON)", "Tables (CSV, zip)", "Report (HTML, self-contained)"]
+
+    for candidate in first.runs["handcrafted"]:
+        append_rating(catalogue_dir, Rating("reported", "cy", first.query_id, candidate, broad=0), study=study)
+    at.run()
+    assert not at.dataframe[0].value.set_index("space").loc["handcrafted", "ndcg@2"].startswith("1.000")
