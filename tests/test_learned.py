@@ -107,6 +107,19 @@ def test_checkpoints_hold_config_history_and_test_metrics(learned_catalogue):
     assert training_summary(load_built_space(catalogue, "metadata")) == {}
 
 
+def test_ae2d_space_code_predicts_genre_but_the_map_method_needs_no_labels(learned_catalogue):
+    catalogue = load_catalogue(learned_catalogue)
+    checkpoint = load_built_space(catalogue, "ae-2d").checkpoint()
+    assert checkpoint.config.code_dim == 2 and checkpoint.config.n_classes == 4  # the 4 test genres
+    assert checkpoint.feature_settings["supervised_label"] == "genre"
+    metrics = checkpoint.test_metrics
+    assert metrics["label"] == "genre" and 0.0 <= metrics["accuracy"] <= 1.0 and metrics["reconstruction_mse"] > 0
+    fusion = load_built_space(catalogue, "fusion-ae").checkpoint()
+    assert fusion.config.n_classes == 0 and "accuracy" not in fusion.test_metrics  # plain MSE autoencoder
+    reducer = fit_map(np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32), method="ae2d", seed=0).reducer_
+    assert reducer.checkpoint().config.n_classes == 0
+
+
 def test_pickled_space_holds_bytes_not_modules(learned_catalogue):
     catalogue = load_catalogue(learned_catalogue)
     space = load_built_space(catalogue, "triplet")
