@@ -20,6 +20,7 @@ from songsim.catalogue import Catalogue, load_catalogue
 from songsim.errors import SongsimError
 from songsim.maps import FittedMap, warm_up
 from songsim.neighbours import NeighbourIndex
+from songsim.panel import owner_passcode_accepted
 from songsim.spaces import Space, space_type
 
 STAGE_LABELS = {"demo": "Rendering the demo songs", "catalogue": "Checking the catalogue", "features": "Extracting features"}
@@ -105,3 +106,18 @@ def render_sidebar(catalogue: Catalogue, *, is_demo: bool) -> None:
             key="space",
             help="\n\n".join(f"**{n}**: {space_type(n).description}" for n in names),
         )
+
+
+def require_owner() -> None:
+    """Stop the page unless the study owner's passcode (``owner_passcode`` in
+    ``.streamlit/secrets.toml``) was given in this session; no passcode set = open."""
+    if owner_passcode_accepted(st.secrets, st.session_state.get("owner_passcode")):
+        return
+    st.info("This page is for the study owner: it shows which space proposed which candidate.")
+    given = st.text_input("Owner passcode", type="password", key="owner-passcode-input")
+    if given and owner_passcode_accepted(st.secrets, given):
+        st.session_state["owner_passcode"] = given
+        st.rerun()
+    if given:
+        st.error("That is not the owner passcode (`owner_passcode` in .streamlit/secrets.toml).")
+    st.stop()

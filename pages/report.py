@@ -14,6 +14,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from pages.common import require_owner
 from songsim.errors import SongsimError
 from songsim.ratings import ratings_path
 from songsim.report import StudyReport, compute_report
@@ -21,6 +22,7 @@ from songsim.studies import list_studies, study_path
 
 root = st.session_state["catalogue_root"]
 st.title("Report")
+require_owner()
 
 names = list_studies(root)
 if not names:

@@ -9,10 +9,14 @@ off), and where each song's audio is. Saving goes through
 
 Study passcodes live in ``.streamlit/secrets.toml`` (never in the study file)::
 
+    owner_passcode = "only-the-owner"      # guards the Studies and Report pages (optional)
+
     [study_passcodes]
     pilot-2026 = "blue-harmonica"
 
-A study without an entry is open to any rater name.
+A study without an entry is open to any rater name; without ``owner_passcode`` the owner's
+pages are open (a single-user laptop). Set it when raters use the same server, so they cannot
+see which space proposed which candidate.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from songsim.ratings import Rating, append_rating, latest_ratings, load_ratings
 from songsim.studies import UPLOAD_QUERY_PREFIX, QueueItem, Study, join_panel, rater_queue
 
 PASSCODES_SECTION = "study_passcodes"
+OWNER_PASSCODE_KEY = "owner_passcode"
 
 
 def passcode_required(secrets: Mapping, study_name: str) -> bool:
@@ -60,6 +65,17 @@ def token_accepted(secrets: Mapping, study_name: str, rater: str, token: str | N
     if not passcode_required(secrets, study_name):
         return True
     return hmac.compare_digest(session_token(secrets, study_name, rater).encode(), (token or "").encode())
+
+
+def owner_passcode_accepted(secrets: Mapping, given: str | None) -> bool:
+    """True when no ``owner_passcode`` is set in the secrets, or ``given`` matches it."""
+    try:
+        expected = secrets.get(OWNER_PASSCODE_KEY)
+    except (FileNotFoundError, KeyError):  # st.secrets without a secrets.toml
+        expected = None
+    if not expected:
+        return True
+    return hmac.compare_digest(str(expected).encode(), (given or "").encode())
 
 
 def _passcodes(secrets: Mapping) -> Mapping:

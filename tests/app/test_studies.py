@@ -138,3 +138,14 @@ def test_report_page_shows_the_figures_and_changes_with_a_rating(catalogue_dir, 
         append_rating(catalogue_dir, Rating("reported", "cy", first.query_id, candidate, broad=0), study=study)
     at.run()
     assert not at.dataframe[0].value.set_index("space").loc["handcrafted", "ndcg@2"].startswith("1.000")
+
+
+def test_owner_passcode_keeps_raters_out_of_the_owner_pages(catalogue_dir, monkeypatch):
+    secrets = {"owner_passcode": "only-the-owner"}
+    at = open_page(catalogue_dir, monkeypatch, "pages/studies.py", secrets=secrets)
+    assert not at.dataframe and "for the study owner" in at.info[0].value  # no provenance shown
+    at.text_input(key="owner-passcode-input").set_value("guess").run()
+    assert "not the owner passcode" in at.error[0].value and not at.dataframe
+    at.text_input(key="owner-passcode-input").set_value("only-the-owner").run()
+    assert not at.exception and at.title[0].value == "Studies" and not at.error
+    assert at.expander  # the create form is shown
