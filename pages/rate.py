@@ -115,10 +115,11 @@ for number, candidate in enumerate(item.candidates, start=1):
         may_rate = saved is not None or pair in played or not session.study.require_play
         if may_rate:
             st.audio(str(song_audio(catalogue, session.study, candidate)), autoplay=pair in played and saved is None)
-        elif st.button(f"▶ Play candidate {number}", key=f"play:{item.query_id}:{candidate}"):
+        # widget keys become CSS classes in the page: never put track ids in them (blindness)
+        elif st.button(f"▶ Play candidate {number}", key=f"play:{session.rater}:{position}:{number}"):
             played.add(pair)
             st.rerun()
-        with st.form(f"rate:{item.query_id}:{candidate}", border=False):
+        with st.form(f"rate:{session.rater}:{position}:{number}", border=False):
             broad = st.radio(
                 "BROAD", list(BROAD_SCALE), index=None if saved is None else saved.broad, horizontal=True,
                 format_func=lambda grade: f"{grade} · {BROAD_SCALE[grade]}", disabled=not may_rate,
