@@ -6,7 +6,7 @@ import streamlit as st
 from pages.common import load_catalogue_cached, load_space_cached
 from songsim.build import build, built_space_names, space_states
 from songsim.errors import SongsimError
-from songsim.evaluate import evaluate_catalogue, figures_table
+from songsim.evaluate import OVERLAP_NS, evaluate_catalogue, figures_table
 from songsim.learned import training_summary
 from songsim.plots import confusion_figure, loss_curves
 from songsim.spaces import space_dir, stored_meta
@@ -20,6 +20,8 @@ FIGURES = {
     "ndcg@6": "NDCG@6",
     "map": "MAP",
     "pairwise_acc": "pairwise acc.",
+    **{f"overlap@{n}": f"top-{n} overlap (album/artist)" for n in OVERLAP_NS},
+    **{f"edit_distance@{n}": f"top-{n} edit distance (album/artist)" for n in OVERLAP_NS},
     "v_measure": "V-measure (k-means)",
     "ami": "AMI (k-means)",
     "v_measure_gmm": "V-measure (GMM)",
@@ -72,8 +74,11 @@ st.caption(
     "|year difference| of the top-5. **Ranking protocol**: per query 3 same-genre and 3 other-genre songs drawn "
     "at random and ranked by the space: NDCG@k = DCG@k / IDCG@k with binary gain and log2(rank + 1) discount, "
     "MAP = mean over queries of average precision; **pairwise acc.**: share of 15 (same, other) pairs where the "
-    "same-genre song is closer. **V-measure / AMI**: k-means and Gaussian-mixture clusters (as many as genres) "
-    "against genre. **Hubness**: skewness of how often each song appears in others' top-5, and the share that "
+    "same-genre song is closer. **Top-n overlap / edit distance** (n = 3, 5, 10; the artist-similarity protocol): "
+    "the reference list ranks same-album songs above same-artist ones (each tier in the space's own order); overlap "
+    "= share of the reference top-n in the space's top-n, edit distance = Levenshtein distance between the two "
+    "ranked lists over their length (0 = identical). **V-measure / AMI**: k-means and Gaussian-mixture clusters "
+    "(as many as genres) against genre. **Hubness**: skewness of how often each song appears in others' top-5, and the share that "
     "never does (orphans). Supervised spaces are scored only with queries from their own test split."
 )
 if built:
@@ -97,6 +102,13 @@ for name, summary in trained.items():
         + (f" · test accuracy {metrics['accuracy']:.2f} on {metrics['n']} songs" if "accuracy" in metrics else ""),
         expanded=False,
     ):
+        if metrics.get("converged") is False:
+            st.warning(
+                f"{name} did not converge on this catalogue: its discriminator loss ended at "
+                f"{metrics['discriminator_loss']:.3f} (equilibrium {metrics['equilibrium_discriminator_loss']:.3f}) "
+                f"and its reconstruction error at {metrics['reconstruction_mse']:.2f} (segment variance "
+                f"{metrics['segment_variance']:.2f}); treat its neighbours with suspicion."
+            )
         curves, confusion = st.columns(2)
         curves.line_chart(loss_curves(summary), x_label="epoch", y_label="loss")
         if "confusion_matrix" in metrics:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from songsim import config
+from songsim import literature  # noqa: F401 - registers the literature's spaces (it imports, so follows, the learned ones)
 from songsim.catalogue import Catalogue, load_catalogue
 from songsim.features import extract_features
 from songsim.files import read_json, write_json
@@ -97,7 +98,7 @@ def space_inputs(
     """
     values: dict[str, Any] = {}
     for name in space_cls.inputs:
-        if name in ("handcrafted", "mel"):  # mel spectrograms are large: memory-map them
+        if name in ("handcrafted", "mel", "chroma"):  # per-frame kinds are large: memory-map them
             values[name] = extract_features(
                 list(paths),
                 list(fingerprints),
@@ -105,7 +106,7 @@ def space_inputs(
                 cache_dir=features_cache_dir(catalogue),
                 n_jobs=n_jobs,
                 on_progress=on_progress,
-                mmap_mode="r" if name == "mel" else None,
+                mmap_mode=None if name == "handcrafted" else "r",
             )
         elif name == "metadata":  # catalogue row by track id or identical audio, else measured
             values[name] = metadata_matrix(

@@ -96,6 +96,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from songsim.build import build
     from songsim.learned import LEARNED_SPACES, TrainingOptions
+    from songsim.literature import LITERATURE_SPACES
     from songsim.train import choose_device
 
     update, bar = _progress_bar(f"training on {choose_device(args.device)}")
@@ -104,7 +105,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         shown = f"{val_loss:.3f}" if val_loss is not None else "–"
         update(f"train:{space}", epoch / max_epochs, f"{space}: epoch {epoch}/{max_epochs} loss {train_loss:.3f} val {shown}")
 
-    spaces = [s.strip() for s in args.spaces.split(",") if s.strip()] if args.spaces else list(LEARNED_SPACES)
+    spaces = [s.strip() for s in args.spaces.split(",") if s.strip()] if args.spaces else [*LEARNED_SPACES, *LITERATURE_SPACES]
     options = TrainingOptions(device=args.device, max_epochs=args.epochs, on_epoch=on_epoch)
     with bar:
         report = build(
@@ -398,7 +399,7 @@ def make_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train the learned spaces (CNNs, autoencoders, triplet); maps come with build or on first view")
     train.add_argument("dir", help="catalogue folder holding tracks.csv")
-    train.add_argument("--spaces", default=None, help="comma-separated space names (default: every learned space)")
+    train.add_argument("--spaces", default=None, help="comma-separated space names (default: every learned and literature space)")
     train.add_argument("--device", default=None, help="cpu, cuda or mps (default: cuda, else mps, else cpu)")
     train.add_argument("--epochs", type=int, default=None, help="maximum epochs of every model (default: each model's own)")
     train.add_argument("--seed", type=int, default=0)

@@ -1,8 +1,9 @@
 """Label-based evaluation of embedding spaces: the offline counterpart of a listening study.
 
 Catalogue labels stand in for raters: a neighbour "is relevant" when it shares the query's
-genre (or emotion quadrant). Every figure uses cosine similarity (exact search) and never
-counts the query itself. Per space, :func:`evaluate_space` reports
+genre (or emotion quadrant), or for the list figures its album or artist. Every figure uses
+one similarity, cosine by default (``metric="euclidean"``: ``−‖a − b‖``), with exact search,
+and never counts the query itself. Per space, :func:`evaluate_space` reports
 
 ``genre_p@k``
     Mean share of the top-k neighbours with the query's genre (P@k, Pampalk 2006).
@@ -25,9 +26,26 @@ counts the query itself. Per space, :func:`evaluate_space` reports
     Over 15 (similar, dissimilar) pairs per query (the 3 same-genre songs × 5
     different-genre songs, the first 3 of which are the ranked ones): share of pairs where
     the same-genre song is the more similar (ties ½). Chance 0.5.
+``overlap@n``, ``edit_distance@n`` (n = 3, 5, 10)
+    The artist-similarity protocol of the siamese work (top-n overlap and normalised edit
+    distance between the space's list and a reference list), with the catalogue's album and
+    artist labels as the reference. A query's *reference list* ranks the other songs by
+    tier — same album (album key = artist + album name, so two artists' "Greatest Hits"
+    differ) above same artist on another album — and, inside a tier, by the space's own
+    similarity: labels cannot order the songs of one album, so no space is penalised for an
+    order nobody can judge, only for a song of a lower tier (or none) ranked above one of a
+    higher tier, or missing. With only artist labels the reference is the artist tier; with
+    only album labels, the album tier. The reference top-n is its first ``m = min(n, R)``
+    songs, ``R`` the query's same-artist (or same-album) songs; queries with ``R = 0`` are
+    not counted. ``overlap@n`` = share of the reference top-n in the space's top-n,
+    unordered (:func:`~songsim.metrics.top_n_overlap`; 1 = all found);
+    ``edit_distance@n`` = Levenshtein distance between the reference top-m and the space's
+    top-m, divided by m (:func:`~songsim.metrics.normalised_edit_distance`; 0 = same songs in
+    the same order, lower is better). No artist filter here: the artist is the reference.
 ``v_measure``, ``ami`` / ``v_measure_gmm``, ``ami_gmm``
     Agreement of k-means / a diagonal Gaussian mixture with the genres, as many clusters as
-    genres among the queries, fitted on L2-normalised vectors (the geometry of cosine).
+    genres among the queries, fitted on L2-normalised vectors (the geometry of cosine; the
+    raw vectors with ``metric="euclidean"``).
 ``hubness_skew``, ``orphans``
     Skewness of the k-occurrence of the top-k graph over the whole catalogue, and the share
     of songs that are nobody's top-k neighbour (Radovanović et al., JMLR 11, 2010).
@@ -60,13 +78,25 @@ from songsim.metrics import (
     cluster_scores,
     hubness,
     ndcg_at_k,
+    normalised_edit_distance,
     pairwise_accuracy,
     precision_at_k,
+    top_n_overlap,
 )
 from songsim.neighbours import ExactIndex, artist_keys, exclusion_mask
 from songsim.spaces import space_type
 
-__all__ = ["N_SAME", "N_DIFFERENT", "N_RANKED_DIFFERENT", "evaluate_space", "evaluate_catalogue", "format_table"]
+__all__ = [
+    "N_SAME",
+    "N_DIFFERENT",
+    "N_RANKED_DIFFERENT",
+    "LIST_FIGURES",
+    "OVERLAP_NS",
+    "evaluate_space",
+    "evaluate_catalogue",
+    "format_table",
+    "label_precision",
+]
 
 #: ranking protocol: same-genre songs drawn per query (all of them are ranked and paired)
 N_SAME = 3
@@ -77,6 +107,9 @@ N_RANKED_DIFFERENT = 3
 DECIMALS = 4
 RANKING_FIGURES = ("ndcg@1", "ndcg@6", "map", "pairwise_acc")
 CLUSTER_FIGURES = ("v_measure", "ami", "v_measure_gmm", "ami_gmm")
+#: list lengths of the album/artist reference figures
+OVERLAP_NS = (3, 5, 10)
+LIST_FIGURES = tuple(f"{kind}@{n}" for kind in ("overlap", "edit_distance") for n in OVERLAP_NS)
 
 #: on_progress(stage, fraction_done 0–1, message), as in :mod:`songsim.build`
 ProgressFn = Callable[[str, float, str], None]
@@ -84,7 +117,7 @@ ProgressFn = Callable[[str, float, str], None]
 _Outcome = tuple[dict[str, float], int] | str
 
 
-def evaluate_space(catalogue: Catalogue, space: Any, *, seed: int = 0, k: int = 5) -> dict[str, Any]:
+def evaluate_space(catalogue: Catalogue, space: Any, *, seed: int = 0, k: int = 5, metric: str = "cosine") -> dict[str, Any]:
     """Every label-based figure of one fitted space (see the module docstring).
 
     Parameters
@@ -98,13 +131,16 @@ def evaluate_space(catalogue: Catalogue, space: Any, *, seed: int = 0, k: int = 
         Seed of the ranking protocol's draws and of the clusterings.
     k : int >= 1
         Neighbours per query for the P@k, year and hubness figures.
+    metric : {"cosine", "euclidean"}
+        Similarity of every figure: cosine, or ``−‖a − b‖``.
 
     Returns
     -------
     dict
         JSON-ready (plain floats and ints): each computed figure, rounded to 4 decimals;
         ``"n_queries"``: {figure: queries it averaged over}; ``"skipped"``: {figure: reason};
-        ``"held_out"``: whether queries were restricted to ``test_rows_``; ``"dim"``.
+        ``"held_out"``: whether queries were restricted to ``test_rows_``; ``"dim"``;
+        ``"metric"``.
 
     Raises
     ------
@@ -118,7 +154,8 @@ def evaluate_space(catalogue: Catalogue, space: Any, *, seed: int = 0, k: int = 
     vectors = _space_vectors(catalogue, space, name)
     n = vectors.shape[0]
     queries = _query_rows(space, n, name)
-    index = ExactIndex(vectors, metric="cosine")
+    index = ExactIndex(vectors, metric=metric)
+    geometry = _geometry(vectors, metric)
     figures: dict[str, float] = {}
     n_queries: dict[str, int] = {}
     skipped: dict[str, str] = {}
@@ -145,9 +182,8 @@ def evaluate_space(catalogue: Catalogue, space: Any, *, seed: int = 0, k: int = 
         else:
             outcome = "the catalogue has no artist labels"
         settle([genre_p_filtered], outcome)
-        unit = _unit_rows(vectors)
-        settle(RANKING_FIGURES, _ranking(unit, genre_queries, labels, known, seed=seed))
-        settle(CLUSTER_FIGURES, _clustering(unit, genre_queries, labels, seed=seed))
+        settle(RANKING_FIGURES, _ranking(geometry, genre_queries, labels, known, seed=seed))
+        settle(CLUSTER_FIGURES, _clustering(geometry, genre_queries, labels, seed=seed))
 
     emotion_p = f"emotion_p@{k}"
     emotion = _labelled(catalogue, "emotion", queries)
@@ -155,6 +191,7 @@ def evaluate_space(catalogue: Catalogue, space: Any, *, seed: int = 0, k: int = 
     year = _labelled(catalogue, "year", queries)
     settle([f"year_distance@{k}"], year if isinstance(year, str) else _year_distance(index, *year, k=k))
     settle(["hubness_skew", "orphans"], _hubness(index, k=k))
+    settle(LIST_FIGURES, _reference_overlap(catalogue, index, geometry, queries))
 
     order = [f for f in _figure_names(k) if f in figures]
     return {
@@ -163,6 +200,7 @@ def evaluate_space(catalogue: Catalogue, space: Any, *, seed: int = 0, k: int = 
         "skipped": {f: skipped[f] for f in _figure_names(k) if f in skipped},
         "held_out": hasattr(space, "test_rows_"),
         "dim": int(vectors.shape[1]),
+        "metric": metric,
     }
 
 
@@ -172,6 +210,7 @@ def evaluate_catalogue(
     spaces: Sequence[str] | None = None,
     seed: int = 0,
     k: int = 5,
+    metric: str = "cosine",
     on_progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
     """Evaluate built spaces of the catalogue at ``root`` with :func:`evaluate_space`.
@@ -186,6 +225,8 @@ def evaluate_catalogue(
         Seed of the ranking protocol and clusterings (same draws for every space).
     k : int >= 1
         Neighbours per query.
+    metric : {"cosine", "euclidean"}
+        Similarity of every figure.
     on_progress : callable, optional
         ``on_progress(stage, fraction_done, message)``, called before each space and at the end.
 
@@ -217,9 +258,9 @@ def evaluate_catalogue(
     results = {}
     for i, name in enumerate(names):
         report("evaluate", i / len(names), f"{name}: {len(catalogue)} tracks")
-        results[name] = evaluate_space(catalogue, load_built_space(catalogue, name), seed=seed, k=k)
+        results[name] = evaluate_space(catalogue, load_built_space(catalogue, name), seed=seed, k=k, metric=metric)
     report("done", 1.0, f"evaluated {len(names)} space(s)")
-    return {"spaces": results, "n_tracks": len(catalogue), "seed": int(seed), "k": int(k)}
+    return {"spaces": results, "n_tracks": len(catalogue), "seed": int(seed), "k": int(k), "metric": metric}
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -257,6 +298,7 @@ def _figure_names(k: int) -> list[str]:
         f"emotion_p@{k}",
         f"year_distance@{k}",
         *RANKING_FIGURES,
+        *LIST_FIGURES,
         *CLUSTER_FIGURES,
         "hubness_skew",
         "orphans",
@@ -361,18 +403,32 @@ def _hubness(index: ExactIndex, *, k: int) -> _Outcome:
     return {"hubness_skew": hub["skewness"], "orphans": hub["orphans"]}, n
 
 
-def _unit_rows(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm (zero rows stay zero), float64: dot products are the
-    cosine similarities :class:`~songsim.neighbours.ExactIndex` ranks by."""
+class _Geometry:
+    """A space's vectors prepared for one metric: ``points`` (n, dim) float64 are unit rows
+    for cosine (zero rows stay zero; dot products are the cosine similarities
+    :class:`~songsim.neighbours.ExactIndex` ranks by), the vectors themselves for euclidean."""
+
+    def __init__(self, points: np.ndarray, metric: str) -> None:
+        self.points, self.metric = points, metric
+
+    def similarity(self, query: int, rows: np.ndarray) -> np.ndarray:
+        """(len(rows),) float64 similarities of ``rows`` to row ``query`` (higher = closer)."""
+        if self.metric == "cosine":
+            return self.points[rows] @ self.points[query]
+        return -np.linalg.norm(self.points[rows] - self.points[query], axis=1)
+
+
+def _geometry(vectors: np.ndarray, metric: str) -> _Geometry:
     x = vectors.astype(np.float64)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.where(norms == 0, 1.0, norms)
+    if metric == "cosine":
+        norms = np.linalg.norm(x, axis=1, keepdims=True)
+        x = x / np.where(norms == 0, 1.0, norms)
+    return _Geometry(x, metric)
 
 
-def _ranking(unit: np.ndarray, queries: np.ndarray, genres: np.ndarray, known: np.ndarray, *, seed: int) -> _Outcome:
+def _ranking(geometry: _Geometry, queries: np.ndarray, genres: np.ndarray, known: np.ndarray, *, seed: int) -> _Outcome:
     """nDCG@1, nDCG@6, MAP over 3 same- + 3 different-genre candidates; pairwise accuracy
-    over 3 × 5 pairs; ``unit`` (n, dim) are unit-norm vectors. A query needs 3 other
-    same-genre and 5 different-genre songs."""
+    over 3 × 5 pairs. A query needs 3 other same-genre and 5 different-genre songs."""
     relevance = np.array([1] * N_SAME + [0] * N_RANKED_DIFFERENT)
     ndcg1, ndcg6, ap, pairwise = [], [], [], []
     for q in queries:
@@ -387,26 +443,102 @@ def _ranking(unit: np.ndarray, queries: np.ndarray, genres: np.ndarray, known: n
         # shuffle before the stable sort so that tied scores fall in random (not label) order
         shuffled = rng.permutation(relevance.size)
         candidates = np.concatenate([similar, dissimilar[:N_RANKED_DIFFERENT]])[shuffled]
-        ranked = relevance[shuffled][np.argsort(-(unit[candidates] @ unit[q]), kind="stable")]
+        ranked = relevance[shuffled][np.argsort(-geometry.similarity(q, candidates), kind="stable")]
         ndcg1.append(ndcg_at_k(ranked, 1))
         ndcg6.append(ndcg_at_k(ranked, relevance.size))
         ap.append(average_precision(ranked, n_relevant=N_SAME))
-        pairwise.append(pairwise_accuracy(unit[similar] @ unit[q], unit[dissimilar] @ unit[q]))
+        pairwise.append(pairwise_accuracy(geometry.similarity(q, similar), geometry.similarity(q, dissimilar)))
     if not ap:
         return f"no query has {N_SAME} other songs of its genre and {N_DIFFERENT} of other genres"
     means = {"ndcg@1": np.mean(ndcg1), "ndcg@6": np.mean(ndcg6), "map": np.mean(ap), "pairwise_acc": np.mean(pairwise)}
     return means, len(ap)
 
 
-def _clustering(unit: np.ndarray, queries: np.ndarray, genres: np.ndarray, *, seed: int) -> _Outcome:
-    """V-measure and AMI of k-means and a Gaussian mixture on the unit-norm query vectors."""
+def _clustering(geometry: _Geometry, queries: np.ndarray, genres: np.ndarray, *, seed: int) -> _Outcome:
+    """V-measure and AMI of k-means and a Gaussian mixture on the query points (unit-norm
+    for cosine)."""
     n_genres = len(set(genres[queries]))
     if n_genres < 2 or queries.size <= n_genres:
         return (
             f"clustering needs at least 2 genres and more query tracks than genres; "
             f"got {n_genres} genre(s) in {queries.size} tracks"
         )
-    return cluster_scores(unit[queries], genres[queries], n_clusters=n_genres, seed=seed), queries.size
+    return cluster_scores(geometry.points[queries], genres[queries], n_clusters=n_genres, seed=seed), queries.size
+
+
+def _reference_tiers(catalogue: Catalogue) -> np.ndarray | str:
+    """(n, 2) int64 codes of each song's album key (artist + album name) and artist, -1 where
+    unknown or where the catalogue lacks the column — or why no reference list exists."""
+    has_album, has_artist = catalogue.has_labels("album"), catalogue.has_labels("artist")
+    if not (has_album or has_artist):
+        return "the catalogue has no album or artist labels"
+    n = len(catalogue)
+    artists = artist_keys(catalogue.labels("artist")) if has_artist else np.full(n, None, dtype=object)
+    albums = [None] * n
+    if has_album:
+        names = artist_keys(catalogue.labels("album"))  # the same normalisation: stripped, casefolded
+        albums = [None if album is None else f"{artist}\x00{album}" for artist, album in zip(artists, names)]
+    return np.stack([pd.factorize(pd.Series(column, dtype=object))[0] for column in (albums, list(artists))], axis=1)
+
+
+def _reference_overlap(catalogue: Catalogue, index: ExactIndex, geometry: _Geometry, queries: np.ndarray) -> _Outcome:
+    """Top-n overlap and normalised edit distance against the album > artist reference list
+    (see the module docstring), for n in :data:`OVERLAP_NS`."""
+    keys = _reference_tiers(catalogue)
+    if isinstance(keys, str):
+        return keys
+    n_items = index.n_items
+    depth = min(max(OVERLAP_NS), n_items - 1)
+    if depth < 1:
+        return f"the catalogue has {n_items} track(s); a reference list needs at least 2"
+    overlap: dict[int, list[float]] = {n: [] for n in OVERLAP_NS}
+    edit: dict[int, list[float]] = {n: [] for n in OVERLAP_NS}
+    for q in queries:
+        tier = np.zeros(n_items, dtype=np.int64)
+        for level, column in ((1, 1), (2, 0)):  # artist, then album (overrides)
+            if keys[q, column] >= 0:
+                tier[keys[:, column] == keys[q, column]] = level
+        tier[q] = 0
+        relevant = np.flatnonzero(tier)
+        if relevant.size == 0:
+            continue
+        reference = relevant[np.lexsort((-geometry.similarity(q, relevant), -tier[relevant]))]
+        retrieved = index.query_row(int(q), k=depth).indices
+        for n in OVERLAP_NS:
+            m = min(n, reference.size, depth)
+            overlap[n].append(top_n_overlap(reference[:m], retrieved[:n], n))
+            edit[n].append(normalised_edit_distance(reference[:m], retrieved[:m]))
+    used = len(overlap[OVERLAP_NS[0]])
+    if used == 0:
+        return f"none of the {queries.size} query tracks shares an album or artist with another song"
+    means = {f"overlap@{n}": np.mean(overlap[n]) for n in OVERLAP_NS}
+    means.update({f"edit_distance@{n}": np.mean(edit[n]) for n in OVERLAP_NS})
+    return means, used
+
+
+def label_precision(vectors: np.ndarray, labels: np.ndarray, queries: np.ndarray, *, k: int = 5, metric: str = "cosine") -> float | None:
+    """Mean P@k of "same label as the query" (the ``genre_p@k`` figure of any label column).
+
+    Parameters
+    ----------
+    vectors : np.ndarray [shape=(n, dim)]
+        A space's vectors, catalogue row order.
+    labels : np.ndarray [shape=(n,), object]
+        The label of every row (None where missing).
+    queries : np.ndarray [shape=(m,), int]
+        Query rows; those without a label are left out. Candidates: every other labelled row.
+    k : int >= 1
+    metric : {"cosine", "euclidean"}
+
+    Returns
+    -------
+    float or None
+        None when no query has a label and ``k`` labelled candidates.
+    """
+    known = np.array([v is not None for v in labels], dtype=bool)
+    queries = np.asarray(queries, dtype=np.int64)
+    outcome = _precision(ExactIndex(vectors, metric=metric), labels, known, queries[known[queries]], k=k, figure="p")
+    return None if isinstance(outcome, str) else float(outcome[0]["p"])
 
 
 def figures_table(result: dict[str, Any]) -> pd.DataFrame:

@@ -6,6 +6,7 @@ fitted objects (never a refit). Each space declares the *inputs* it consumes, by
 
 - ``"handcrafted"``: (m, D) float32, :func:`songsim.features.handcrafted_features`;
 - ``"mel"``: m log-mel spectrograms, each (N_MELS, n_frames) float32 (memory-mapped);
+- ``"chroma"``: m chromagrams, each (12, n_frames) float32 (memory-mapped);
 - ``"metadata"``: (m, 11) float, the Spotify-style features (NaN where unknown; uploads are
   measured by :mod:`songsim.measure`);
 - ``"key"``: m strings (track ids, or uploads' content fingerprints) — for controls that
@@ -13,7 +14,8 @@ fitted objects (never a refit). Each space declares the *inputs* it consumes, by
 - ``"space:<name>"``: (m, dim) float32, the songs' vectors in another space (built first).
 
 :func:`songsim.build.space_inputs` computes them, for catalogue songs and uploads alike. The
-learned spaces register themselves in :mod:`songsim.learned`. A fitted space is stored in
+learned spaces register themselves in :mod:`songsim.learned`, the literature's other models
+in :mod:`songsim.literature`. A fitted space is stored in
 ``<catalogue>/.songsim/spaces/<name>/`` as ``space.joblib`` plus ``meta.json`` holding the
 fingerprint of what it was fitted on, so a rebuild refits only what changed.
 """

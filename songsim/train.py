@@ -14,6 +14,8 @@ Loop
     validation loss after each epoch, early stopping after ``patience`` epochs without
     improvement, and the weights of the best validation epoch restored at the end. Returns
     a :class:`History` (losses per epoch, best epoch, seconds, device).
+    :func:`fit_adversarial` is the two-player loop of adversarial models (ALI): alternating
+    discriminator and generator steps, both losses in the history, no early stopping.
 Checkpoints
     :class:`Checkpoint`: the model's config dataclass, its weights, the feature settings,
     the catalogue fingerprint, the history and the test metrics. :func:`save_checkpoint`
@@ -48,6 +50,7 @@ __all__ = [
     "Split",
     "choose_device",
     "classification_metrics",
+    "fit_adversarial",
     "fit_model",
     "load_checkpoint",
     "mean_loss",
@@ -201,6 +204,12 @@ class History:
         Wall-clock training time.
     device : str
         Where it trained.
+    train_loss_name : str
+        What ``train_loss`` is, for plots (``"training"``; ``"generator"`` for an adversarial
+        model).
+    extra_losses : dict of str to list of float
+        Further per-epoch series by name (e.g. ``"discriminator"``), each as long as
+        ``train_loss``.
     """
 
     train_loss: list[float] = field(default_factory=list)
@@ -209,6 +218,8 @@ class History:
     stopped_early: bool = False
     seconds: float = 0.0
     device: str = "cpu"
+    train_loss_name: str = "training"
+    extra_losses: dict[str, list[float]] = field(default_factory=dict)
 
 
 def _to(batch: Batch, device: torch.device) -> Batch:
@@ -302,6 +313,100 @@ def fit_model(
             break
     if best_state is not None:
         model.load_state_dict(best_state)
+    model.eval()
+    history.seconds = time.perf_counter() - started
+    return history
+
+
+def fit_adversarial(
+    model: nn.Module,
+    *,
+    discriminator_loss: Callable[[nn.Module, Batch, float], torch.Tensor],
+    generator_loss: Callable[[nn.Module, Batch, float], torch.Tensor],
+    discriminator_parameters: Iterable[nn.Parameter],
+    generator_parameters: Iterable[nn.Parameter],
+    train_batches: Callable[[], Iterable[Batch]],
+    max_epochs: int,
+    generator_steps: int,
+    learning_rate: float,
+    betas: tuple[float, float],
+    device: torch.device,
+    monitor: Callable[[nn.Module], dict[str, float]] | None = None,
+    on_epoch: EpochFn | None = None,
+) -> History:
+    """Train a two-player (adversarial) model: per batch one discriminator step, then
+    ``generator_steps`` generator steps, each player with its own Adam.
+
+    Adversarial losses do not measure quality (each player's loss depends on the other), so
+    there is no early stopping: the weights of the last epoch are kept.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Holds both players; moved to ``device``, in eval mode on return.
+    discriminator_loss, generator_loss : callable
+        ``loss(model, batch, progress) -> scalar tensor``; ``batch`` is a tuple of tensors on
+        ``device``, ``progress = (epoch - 1) / max_epochs`` in ``[0, 1)`` (for annealed
+        settings, e.g. noise on the discriminator's inputs).
+    discriminator_parameters, generator_parameters : iterable of parameters
+        What each player's optimiser updates (disjoint).
+    train_batches : callable
+        Returns the batches of one epoch (tuples of CPU tensors).
+    max_epochs : int
+    generator_steps : int >= 1
+        Generator updates per discriminator update (on the same batch).
+    learning_rate : float
+    betas : (float, float)
+        Adam's moment decays (GANs usually take ``(0.5, 0.999)``).
+    device : torch.device
+    monitor : callable, optional
+        ``monitor(model) -> {name: value}`` after every epoch, in eval mode without
+        gradients (e.g. a validation reconstruction error); each name becomes a series of
+        :attr:`History.extra_losses`.
+    on_epoch : callable, optional
+        ``on_epoch(epoch, max_epochs, generator_loss, None)`` after every epoch.
+
+    Returns
+    -------
+    History
+        ``train_loss``: the generator's mean loss per epoch (``train_loss_name`` =
+        ``"generator"``); ``extra_losses["discriminator"]`` and the monitored series;
+        ``val_loss`` empty; ``best_epoch`` the last epoch.
+    """
+    started = time.perf_counter()
+    model.to(device)
+    optimise_d = torch.optim.Adam(list(discriminator_parameters), lr=learning_rate, betas=betas)
+    optimise_g = torch.optim.Adam(list(generator_parameters), lr=learning_rate, betas=betas)
+    history = History(device=str(device), train_loss_name="generator", extra_losses={"discriminator": []})
+    for epoch in range(1, max_epochs + 1):
+        progress = (epoch - 1) / max_epochs
+        model.train()
+        totals, count = {"generator": 0.0, "discriminator": 0.0}, 0
+        for batch in train_batches():
+            batch = _to(batch, device)
+            loss_d = discriminator_loss(model, batch, progress)
+            optimise_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            optimise_d.step()
+            loss_g = torch.zeros(())
+            for _ in range(generator_steps):
+                loss_g = generator_loss(model, batch, progress)
+                optimise_g.zero_grad(set_to_none=True)
+                loss_g.backward()
+                optimise_g.step()
+            totals["discriminator"] += float(loss_d.detach()) * len(batch[0])
+            totals["generator"] += float(loss_g.detach()) * len(batch[0])
+            count += len(batch[0])
+        history.train_loss.append(totals["generator"] / max(count, 1))
+        history.extra_losses["discriminator"].append(totals["discriminator"] / max(count, 1))
+        if monitor is not None:
+            model.eval()
+            with torch.no_grad():
+                for name, value in monitor(model).items():
+                    history.extra_losses.setdefault(name, []).append(float(value))
+        history.best_epoch = epoch
+        if on_epoch is not None:
+            on_epoch(epoch, max_epochs, history.train_loss[-1], None)
     model.eval()
     history.seconds = time.perf_counter() - started
     return history

@@ -12,7 +12,7 @@ import pytest
 
 from songsim.catalogue import Catalogue
 from songsim.errors import NotBuiltError, SongsimError, UnknownSpaceError
-from songsim.evaluate import evaluate_catalogue, evaluate_space, format_table
+from songsim.evaluate import LIST_FIGURES, evaluate_catalogue, evaluate_space, format_table
 
 GENRES = ("rock", "jazz", "techno", "folk")
 EMOTIONS = ("happy", "calm", "angry", "sad")
@@ -137,6 +137,7 @@ def test_missing_labels_are_skipped_with_a_reason(tmp_path):
         "genre_p@5_artist_filtered": "the catalogue has no artist labels",
         "emotion_p@5": "the catalogue has no emotion labels",
         "year_distance@5": "the catalogue has no year labels",
+        **dict.fromkeys(LIST_FIGURES, "the catalogue has no album or artist labels"),
     }
     assert "genre_p@5" in result and "emotion_p@5" not in result
 

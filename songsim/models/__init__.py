@@ -1,5 +1,5 @@
 """Torch modules of the learned spaces (no I/O here: training and checkpoints live in
-:mod:`songsim.train`, the spaces in :mod:`songsim.learned`).
+:mod:`songsim.train`, the spaces in :mod:`songsim.learned` and :mod:`songsim.literature`).
 
 :data:`MODEL_TYPES` maps the name stored in a checkpoint to the module class and its config
 dataclass, so a checkpoint rebuilds its module without pickling code.
@@ -7,12 +7,27 @@ dataclass, so a checkpoint rebuilds its module without pickling code.
 
 from __future__ import annotations
 
+from songsim.models.ali import ALI, ALIConfig, ali_loss, lsgan_losses
 from songsim.models.autoencoder import AutoencoderConfig, DenseAutoencoder
 from songsim.models.cnn import CNNConfig, MelCNN
+from songsim.models.lstm import ChromaLSTM, ChromaLSTMConfig, next_frame_l1
 from songsim.models.metric import EmbeddingNet, EmbeddingNetConfig, batch_triplet_loss, triplet_margin_loss
+from songsim.models.wavenet import WaveNetConfig, WaveNetEncoder, lambda_ndcg_loss, pairwise_hinge_loss, similarity
 
 __all__ = [
     "MODEL_TYPES",
+    "ALI",
+    "ALIConfig",
+    "ChromaLSTM",
+    "ChromaLSTMConfig",
+    "WaveNetConfig",
+    "WaveNetEncoder",
+    "ali_loss",
+    "lambda_ndcg_loss",
+    "lsgan_losses",
+    "next_frame_l1",
+    "pairwise_hinge_loss",
+    "similarity",
     "AutoencoderConfig",
     "CNNConfig",
     "DenseAutoencoder",
@@ -28,4 +43,7 @@ MODEL_TYPES: dict[str, tuple[type, type]] = {
     "MelCNN": (MelCNN, CNNConfig),
     "DenseAutoencoder": (DenseAutoencoder, AutoencoderConfig),
     "EmbeddingNet": (EmbeddingNet, EmbeddingNetConfig),
+    "WaveNetEncoder": (WaveNetEncoder, WaveNetConfig),
+    "ChromaLSTM": (ChromaLSTM, ChromaLSTMConfig),
+    "ALI": (ALI, ALIConfig),
 }

@@ -34,3 +34,22 @@ def test_models_page_shows_each_learned_model_with_curves_and_confusion(built_ca
     assert states["triplet"] == "needs the metadata space"
     confusion = [c for c in at.get("plotly_chart") if "test split: accuracy" in c.proto.spec]
     assert len(confusion) == 2  # the genre and emotion classifiers
+
+
+def test_models_page_shows_the_literature_models_their_curves_and_list_figures(built_catalogue, monkeypatch):
+    monkeypatch.setenv("SONGSIM_CATALOGUE", str(built_catalogue))
+    at = AppTest.from_file(APP, default_timeout=300).run()
+    at.switch_page("pages/models.py").run()
+    assert not at.exception, at.exception
+    states = at.dataframe[0].value.set_index("space")["state"]
+    for name in ("spectrogram-pca", "spectrogram-l2", "wavenet", "chroma-lstm", "ali"):
+        assert states[name] == "built", name
+    scores = at.dataframe[1].value
+    assert {"wavenet", "chroma-lstm", "ali", "spectrogram-pca"} <= set(scores.columns)
+    for n in (3, 5, 10):
+        assert f"top-{n} overlap (album/artist)" in scores.index and f"top-{n} edit distance (album/artist)" in scores.index
+    labels = [e.label for e in at.expander]
+    for name in ("wavenet", "chroma-lstm", "ali"):
+        assert any(label.startswith(f"**{name}** · 64-d") for label in labels), name
+    charts = [c.proto.SerializeToString() for c in at.get("vega_lite_chart")]
+    assert any(b"generator" in chart and b"discriminator" in chart for chart in charts)  # ALI's two losses
