@@ -26,8 +26,14 @@ from songsim.spaces import Space, space_type
 STAGE_LABELS = {"demo": "Rendering the demo songs", "catalogue": "Checking the catalogue", "features": "Extracting features"}
 
 
-def catalogue_root() -> tuple[Path, bool]:
-    """The catalogue this app serves and whether it is the embedded demo.
+#: session-state key of the catalogue opened on the Catalogue page (this session only)
+CHOSEN_CATALOGUE_KEY = "chosen_catalogue"
+#: session-state keys that name tracks or spaces of the open catalogue: dropped on a switch
+PER_CATALOGUE_KEYS = ("space", "space_name", "query", "search", "map", "map_pick", "upload", "upload_handled", "colour_by")
+
+
+def default_catalogue_root() -> tuple[Path, bool]:
+    """The catalogue the app opens by default and whether it is the embedded demo.
 
     Order: ``-- --catalogue DIR`` on the command line, ``$SONGSIM_CATALOGUE``, else the demo
     under ``-- --home DIR`` / ``$SONGSIM_HOME`` / the user cache folder.
@@ -42,6 +48,54 @@ def catalogue_root() -> tuple[Path, bool]:
     if chosen:
         return Path(chosen).expanduser().resolve(), False
     return config.default_demo_dir(), True
+
+
+def catalogue_root() -> tuple[Path, bool]:
+    """The catalogue this session serves and whether it is the embedded demo: the one opened
+    on the Catalogue page (:func:`switch_catalogue`), else :func:`default_catalogue_root`."""
+    default = default_catalogue_root()  # also applies --home, which the demo's folder depends on
+    chosen = st.session_state.get(CHOSEN_CATALOGUE_KEY)
+    if chosen:
+        path = Path(chosen)
+        return path, path == config.default_demo_dir()
+    return default
+
+
+def switch_catalogue(root: str | Path) -> None:
+    """Serve ``root`` in this session from the next run on (every page, the sidebar), and
+    forget the selections that named the previous catalogue's tracks or spaces."""
+    st.session_state[CHOSEN_CATALOGUE_KEY] = str(Path(root).expanduser().resolve())
+    for key in list(st.session_state):
+        if key in PER_CATALOGUE_KEYS or str(key).startswith("position:"):
+            del st.session_state[key]
+
+
+#: session-state key app.py sets on every run (see :func:`run_through_app`)
+APP_RAN_KEY = "app_ran"
+
+
+def run_through_app() -> None:
+    """Let app.py run first when Streamlit ran this page file by itself.
+
+    Streamlit (1.67) treats a ``pages/`` folder next to the main script as a v1 multipage app
+    until ``st.navigation`` has been called once in the server process: when the first request
+    of a fresh server opens a page by its URL (``/catalogue``), the page file runs alone,
+    without app.py's catalogue choice, sidebar and navigation, and so does every later page
+    of that session. Called at the top of a page, this switches the process to
+    ``st.navigation`` (what ``st.navigation`` itself does) and, for a session that has not
+    been through app.py yet (so no click can be lost), reruns through app.py.
+
+    ``AppTest`` resets the switch before every run, so a page reached with ``switch_page``
+    still runs alone there (after app.py's first run, which set :data:`APP_RAN_KEY`).
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # pragma: no cover - a Streamlit that moved it: nothing to switch
+        return
+    if getattr(PagesManager, "uses_pages_directory", False):
+        PagesManager.uses_pages_directory = False
+        if not st.session_state.get(APP_RAN_KEY):
+            st.rerun()
 
 
 def ensure_built(root: Path, *, is_demo: bool) -> bool:
@@ -100,6 +154,12 @@ def render_sidebar(catalogue: Catalogue, *, is_demo: bool) -> None:
         st.caption(("Demo catalogue" if is_demo else "Catalogue") + f" · {len(catalogue)} songs")
         st.caption(f"`{catalogue.root}`")
         names = built_space_names(catalogue)
+        if not names:  # only the Catalogue page serves a catalogue with no built space
+            st.caption("No space is built yet.")
+            st.session_state.pop("space", None)
+            return
+        if st.session_state.get("space") not in names:  # a space of another catalogue, or of none
+            st.session_state.pop("space", None)
         st.session_state.space_name = st.selectbox(
             "Embedding space",
             names,
@@ -108,16 +168,35 @@ def render_sidebar(catalogue: Catalogue, *, is_demo: bool) -> None:
         )
 
 
-def require_owner() -> None:
-    """Stop the page unless the study owner's passcode (``owner_passcode`` in
-    ``.streamlit/secrets.toml``) was given in this session; no passcode set = open."""
-    if owner_passcode_accepted(st.secrets, st.session_state.get("owner_passcode")):
+def render_sidebar_if_loadable(root: Path, *, is_demo: bool) -> None:
+    """The shared sidebar when the catalogue loads; else only its folder (for the Catalogue
+    page, which also serves catalogues that are not built or not valid yet)."""
+    try:
+        catalogue = load_catalogue_cached(str(root))
+    except SongsimError:
+        with st.sidebar:
+            st.image("assets/logo.png", width=160)
+            st.caption(("Demo catalogue" if is_demo else "Catalogue") + " · not ready")
+            st.caption(f"`{root}`")
         return
-    st.info("This page is for the study owner: it shows which space proposed which candidate.")
+    render_sidebar(catalogue, is_demo=is_demo)
+
+
+def is_owner() -> bool:
+    """Whether this session may see the owner's pages: no ``owner_passcode`` is set in
+    ``.streamlit/secrets.toml``, or the session gave it (:func:`require_owner`)."""
+    return owner_passcode_accepted(st.secrets, st.session_state.get("owner_passcode"))
+
+
+def require_owner() -> None:
+    """The owner sign-in: ask for the owner passcode and, once given, rerun with every page."""
+    if is_owner():
+        return
+    st.title("Owner sign-in")
+    st.info("The other pages are for the study owner: they show which space proposed which candidate.")
     given = st.text_input("Owner passcode", type="password", key="owner-passcode-input")
     if given and owner_passcode_accepted(st.secrets, given):
         st.session_state["owner_passcode"] = given
         st.rerun()
     if given:
         st.error("That is not the owner passcode (`owner_passcode` in .streamlit/secrets.toml).")
-    st.stop()

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from pages.common import load_catalogue_cached, load_space_cached
+from pages.common import load_catalogue_cached, load_space_cached, run_through_app
 from songsim.build import build, built_space_names, space_states
 from songsim.errors import SongsimError
 from songsim.evaluate import OVERLAP_NS, evaluate_catalogue, figures_table
@@ -30,6 +30,7 @@ FIGURES = {
     "orphans": "orphans",
 }
 
+run_through_app()
 root = st.session_state["catalogue_root"]
 catalogue = load_catalogue_cached(root)
 

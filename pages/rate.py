@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.common import load_catalogue_cached
+from pages.common import load_catalogue_cached, run_through_app
 from songsim.errors import SongsimError
 from songsim.panel import (
     RaterSession,
@@ -22,6 +22,7 @@ from songsim.panel import (
 )
 from songsim.studies import BROAD_SCALE, list_studies
 
+run_through_app()
 root = st.session_state["catalogue_root"]
 catalogue = load_catalogue_cached(root)
 st.title("Listen & rate")

@@ -14,15 +14,15 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages.common import require_owner
+from pages.common import run_through_app
 from songsim.errors import SongsimError
 from songsim.ratings import ratings_path
 from songsim.report import StudyReport, compute_report
 from songsim.studies import list_studies, study_path
 
+run_through_app()
 root = st.session_state["catalogue_root"]
 st.title("Report")
-require_owner()
 
 names = list_studies(root)
 if not names:

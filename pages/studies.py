@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pages.common import load_catalogue_cached, require_owner
+from pages.common import load_catalogue_cached, run_through_app
 from songsim.build import built_space_names
 from songsim.errors import SongsimError
 from songsim.query import store_upload, track_labels
@@ -16,11 +16,11 @@ from songsim.ratings import latest_ratings, load_ratings
 from songsim.panel import study_overview
 from songsim.studies import METRICS, add_space, create_study, list_studies, load_study
 
+run_through_app()
 root = st.session_state["catalogue_root"]
 catalogue = load_catalogue_cached(root)
 built = built_space_names(catalogue)
 st.title("Studies")
-require_owner()
 st.caption(
     "A study pools the top-k of every compared space for each query; raters judge the pool blind on the "
     "**Listen & rate** page, and the **Report** page turns their ratings into NDCG / MAP with confidence intervals."

@@ -140,12 +140,21 @@ def test_report_page_shows_the_figures_and_changes_with_a_rating(catalogue_dir, 
     assert not at.dataframe[0].value.set_index("space").loc["handcrafted", "ndcg@2"].startswith("1.000")
 
 
-def test_owner_passcode_keeps_raters_out_of_the_owner_pages(catalogue_dir, monkeypatch):
-    secrets = {"owner_passcode": "only-the-owner"}
-    at = open_page(catalogue_dir, monkeypatch, "pages/studies.py", secrets=secrets)
-    assert not at.dataframe and "for the study owner" in at.info[0].value  # no provenance shown
-    at.text_input(key="owner-passcode-input").set_value("guess").run()
-    assert "not the owner passcode" in at.error[0].value and not at.dataframe
-    at.text_input(key="owner-passcode-input").set_value("only-the-owner").run()
-    assert not at.exception and at.title[0].value == "Studies" and not at.error
-    assert at.expander  # the create form is shown
+def test_owner_passcode_keeps_raters_on_the_rating_page(catalogue_dir, monkeypatch):
+    monkeypatch.setenv("SONGSIM_CATALOGUE", str(catalogue_dir))
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.secrets["owner_passcode"] = "only-the-owner"
+    at.run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Listen & rate"  # a rater's session opens on the rating page
+    assert not at.sidebar.selectbox  # no space selector: it would list the compared spaces
+    with pytest.raises(ValueError, match="Known pages"):  # the owner's pages are not registered
+        at.switch_page("pages/studies.py")
+
+    at.session_state["owner_passcode"] = "guess"
+    at.run()
+    assert at.title[0].value == "Listen & rate" and not at.sidebar.selectbox
+    at.session_state["owner_passcode"] = "only-the-owner"  # what the Owner sign-in page stores
+    at.run()
+    at.switch_page("pages/studies.py").run()
+    assert not at.exception and at.title[0].value == "Studies" and at.dataframe

@@ -102,7 +102,7 @@ def study_catalogue(built_catalogue, tmp_path) -> Path:
 
 
 def open_app(page, url: str) -> None:
-    """Open the entry page and wait for app.py's own navigation (see the xfail test on deep links)."""
+    """Open the entry page and wait for app.py's own navigation (a deep link works too: see test_a_rater_link_opens_on_a_fresh_server)."""
     from playwright.sync_api import expect
 
     page.goto(url)
@@ -239,11 +239,6 @@ def test_rate_one_pair_and_see_the_report_change(study_catalogue):
         browser.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pages/ bug: app.py's pages live in a folder named 'pages', so until st.navigation has run once in "
-    "the server process Streamlit (1.67) serves a URL such as /rate through its MPA v1 fallback, running "
-    "pages/rate.py without app.py: KeyError 'catalogue_root'. A rater's link fails after every server start."
-))
 def test_a_rater_link_opens_on_a_fresh_server(study_catalogue):
     from playwright.sync_api import expect, sync_playwright
 

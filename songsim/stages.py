@@ -1,0 +1,313 @@
+"""The state of every build stage of a catalogue: what :func:`songsim.build.build` would
+reuse, redo or skip, computed from the stored files without building anything.
+
+Stages, in the order a build runs them:
+
+``catalogue``
+    ``tracks.csv`` and its audio files: *done* when it loads (the detail gives the number of
+    tracks), *missing* when there is no ``tracks.csv``, *error* when a row is bad (the detail
+    is :func:`songsim.catalogue.load_catalogue`'s message). The other stages are listed
+    only when this one is done.
+``features:<kind>``
+    The per-track feature cache (:mod:`songsim.features`) of every kind a registered space
+    consumes, for the current feature settings: *done* (every track), *partial* (``N of M``
+    tracks, e.g. after audio was added or edited) or *missing* (none).
+``space:<name>``
+    A fitted space: *done* when its stored fit key equals the key a build would compute now,
+    *stale* when it is stored but its inputs changed (audio added or edited, a space it
+    builds on out of date, a new algorithm version), *missing* when never built, *needs
+    labels* when the catalogue lacks the labels it (or a space it builds on) needs.
+``map:<space>:<method>``
+    A 2-D map of a stored space: *done* when fitted on the space's current fit, *stale* when
+    the space was refitted since or is itself stale, *missing* when not stored.
+
+Nothing here decodes audio; the only file it reads in full is an audio file whose size or
+modification time changed since it was last hashed (:meth:`Catalogue.audio_fingerprints`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from songsim.build import (
+    DEFAULT_MAP_METHODS,
+    DEFAULT_SPACES,
+    FEATURES_VERSION,
+    features_cache_dir,
+    map_is_current,
+    map_path,
+    missing_labels,
+    space_dependencies,
+)
+from songsim.catalogue import TRACKS_CSV, Catalogue, load_catalogue
+from songsim.errors import SongsimError
+from songsim.features import FEATURE_KINDS, feature_cache_dir
+from songsim.files import read_json
+from songsim.learned import LearnedSpace
+from songsim.spaces import Space, space_dir, space_fit_key, space_names, space_type, stored_fit_key, stored_meta
+
+__all__ = [
+    "DONE",
+    "ERROR",
+    "MISSING",
+    "NEEDS_LABELS",
+    "PARTIAL",
+    "STALE",
+    "STATES",
+    "StageState",
+    "build_plan",
+    "buildable_spaces",
+    "current_fit_key",
+    "stage_states",
+    "state_counts",
+]
+
+DONE, PARTIAL, STALE, MISSING, NEEDS_LABELS, ERROR = "done", "partial", "stale", "missing", "needs labels", "error"
+#: every state a stage can be in
+STATES = (DONE, PARTIAL, STALE, MISSING, NEEDS_LABELS, ERROR)
+
+_EPOCHS_TAG = re.compile(r"-epochs\d+$")
+
+
+@dataclass(frozen=True)
+class StageState:
+    """One stage of a catalogue's build.
+
+    Attributes
+    ----------
+    stage : str
+        ``"catalogue"``, ``"features:<kind>"``, ``"space:<name>"`` or ``"map:<space>:<method>"``.
+    state : str
+        One of :data:`STATES`.
+    detail : str
+        Why, in words (counts, what changed, what is lacking).
+    """
+
+    stage: str
+    state: str
+    detail: str
+
+    @property
+    def kind(self) -> str:
+        """``"catalogue"``, ``"features"``, ``"space"`` or ``"map"``."""
+        return self.stage.split(":", 1)[0]
+
+    @property
+    def name(self) -> str:
+        """What the stage is about: the feature kind, space name or ``"<space>:<method>"``."""
+        return self.stage.split(":", 1)[1] if ":" in self.stage else self.stage
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def current_fit_key(space_cls: type[Space], catalogue: Catalogue, catalogue_key: str, *, seed: int = 0) -> str:
+    """The fit key :func:`songsim.build.build` gives ``space_cls`` now, with default training
+    options (no epochs override), given the stored fits of the spaces it builds on.
+
+    ``catalogue_key`` is :meth:`Catalogue.fingerprint`. This mirrors the key computed inside
+    ``build``; a stored learned space trained with an epochs override carries the same key
+    plus ``-epochs<N>`` (:attr:`songsim.learned.TrainingOptions.fit_tag`).
+    """
+    upstream = "-".join(stored_fit_key(space_dir(catalogue.derived_dir, d)) or "" for d in space_dependencies(space_cls))
+    return space_fit_key(space_cls, f"{catalogue_key}-{FEATURES_VERSION}-{upstream}", seed)
+
+
+def _in_build_order(names: Sequence[str]) -> list[str]:
+    """``names`` plus every space they build on, each after its dependencies (as ``build``)."""
+    ordered: list[str] = []
+
+    def visit(name: str) -> None:
+        if name not in ordered:
+            for dependency in space_dependencies(space_type(name)):
+                visit(dependency)
+            ordered.append(name)
+
+    for name in names:
+        visit(name)
+    return ordered
+
+
+def _key_matches(space_cls: type[Space], stored: str, expected: str) -> bool:
+    if stored == expected:
+        return True
+    return issubclass(space_cls, LearnedSpace) and _EPOCHS_TAG.sub("", stored) == expected
+
+
+def _stored_files(folder: Path) -> set[str]:
+    try:
+        return set(os.listdir(folder))
+    except OSError:
+        return set()
+
+
+def _feature_stages(catalogue: Catalogue, fingerprints: Sequence[str], names: Sequence[str]) -> list[StageState]:
+    consumers: dict[str, list[str]] = {}
+    for name in names:
+        for kind in space_type(name).inputs:
+            if kind in FEATURE_KINDS:
+                consumers.setdefault(kind, []).append(name)
+    rows = []
+    for kind in FEATURE_KINDS:
+        if kind not in consumers:
+            continue
+        stored = _stored_files(feature_cache_dir(features_cache_dir(catalogue), kind))
+        wanted = set(fingerprints)  # identical audio files share one cache entry
+        have = sum(f"{fp}.npy" in stored for fp in wanted)
+        n_cached = sum(f"{fp}.npy" in stored for fp in fingerprints)
+        used_by = f"used by {', '.join(consumers[kind])}"
+        if not any(stored_fit_key(space_dir(catalogue.derived_dir, n)) for n in consumers[kind]):
+            used_by += " (none built yet)"
+        if have == len(wanted):
+            rows.append(StageState(f"features:{kind}", DONE, f"all {len(fingerprints)} tracks cached; {used_by}"))
+        elif have == 0:
+            rows.append(StageState(f"features:{kind}", MISSING, f"0 of {len(fingerprints)} tracks cached; {used_by}"))
+        else:
+            rows.append(StageState(f"features:{kind}", PARTIAL, f"{n_cached} of {len(fingerprints)} tracks cached; {used_by}"))
+    return rows
+
+
+def _space_stage(
+    cls: type[Space], catalogue: Catalogue, catalogue_key: str, state_of: dict[str, str], *, seed: int
+) -> StageState:
+    stage = f"space:{cls.name}"
+    meta = stored_meta(space_dir(catalogue.derived_dir, cls.name))
+    stored = meta.get("fit_key")
+    lacking = missing_labels(cls, catalogue)
+    blocked = [d for d in space_dependencies(cls) if state_of.get(d) == NEEDS_LABELS]
+    if lacking:
+        return StageState(stage, NEEDS_LABELS, f"the catalogue has no {', '.join(lacking)} labels")
+    if blocked:
+        return StageState(stage, NEEDS_LABELS, f"it builds on the {', '.join(blocked)} space, which lacks labels")
+    if stored is None:
+        return StageState(stage, MISSING, f"not built: {cls.description}")
+    out_of_date = [d for d in space_dependencies(cls) if state_of.get(d) != DONE]
+    if out_of_date:
+        return StageState(stage, STALE, f"it builds on the {', '.join(out_of_date)} space, which will be rebuilt first")
+    if not _key_matches(cls, stored, current_fit_key(cls, catalogue, catalogue_key, seed=seed)):
+        n_fitted = meta.get("n_tracks")
+        if catalogue_key not in stored:
+            changed = (
+                f"fitted on {n_fitted} tracks, the catalogue now has {len(catalogue)}"
+                if n_fitted is not None and n_fitted != len(catalogue)
+                else "tracks or audio changed since it was fitted"
+            )
+        elif space_dependencies(cls):
+            changed = f"the {', '.join(space_dependencies(cls))} space was refitted since"
+        else:
+            changed = "its algorithm version, seed or feature settings changed"
+        return StageState(stage, STALE, changed)
+    epochs = _EPOCHS_TAG.search(stored)
+    detail = f"{meta.get('dim')}-d on {meta.get('n_tracks')} tracks, fitted {meta.get('fitted_at', '?')} in {meta.get('fit_seconds') or 0:.1f} s"
+    if epochs:
+        detail += f" (trained with an override of {epochs.group(0).removeprefix('-epochs')} epochs)"
+    return StageState(stage, DONE, detail)
+
+
+def _map_stages(catalogue: Catalogue, name: str, space_state: str, map_methods: Sequence[str], *, seed: int) -> list[StageState]:
+    maps_dir = map_path(catalogue, name, "x").parent
+    extra = sorted(p.removesuffix(".json") for p in _stored_files(maps_dir) if p.endswith(".json") and not p.startswith("."))
+    rows = []
+    for method in [*map_methods, *(m for m in extra if m not in map_methods)]:
+        stage = f"map:{name}:{method}"
+        path = map_path(catalogue, name, method)
+        if not (path.is_file() and path.with_suffix(".json").is_file()):
+            rows.append(StageState(stage, MISSING, f"no {method} map stored"))
+        elif space_state != DONE:
+            rows.append(StageState(stage, STALE, f"the {name} space is {space_state}: the map is refitted after it"))
+        elif not map_is_current(catalogue, name, method, seed=seed):
+            rows.append(StageState(stage, STALE, f"fitted on an earlier fit of {name} (or another seed)"))
+        else:
+            meta = read_json(path.with_suffix(".json")) or {}
+            trust = meta.get("trustworthiness")
+            rows.append(StageState(stage, DONE, "current" + (f"; trustworthiness {trust:.3f}" if trust is not None else "")))
+    return rows
+
+
+def stage_states(
+    root: str | Path,
+    *,
+    spaces: Sequence[str] | None = None,
+    map_methods: Sequence[str] = DEFAULT_MAP_METHODS,
+    seed: int = 0,
+) -> list[StageState]:
+    """The state of every build stage of the catalogue at ``root`` (see the module docstring).
+
+    Parameters
+    ----------
+    root : str or Path
+        The catalogue folder.
+    spaces : sequence of str, optional
+        The spaces to report (with the spaces they build on); default every registered one.
+    map_methods : sequence of str
+        Map methods expected for every stored space (maps stored with other methods, such as
+        ``ae2d``, are reported too).
+    seed : int
+        The seed a build would use.
+
+    Returns
+    -------
+    list of StageState
+        ``catalogue`` first; then features, spaces in build order, and the maps of every
+        stored space. Only the ``catalogue`` row when it is not *done*.
+    """
+    root = Path(root).expanduser().resolve()
+    if not (root / TRACKS_CSV).is_file():
+        return [StageState("catalogue", MISSING, f"no {TRACKS_CSV} in {root}: import a folder, or make one with track_id,path columns")]
+    try:
+        catalogue = load_catalogue(root)
+        fingerprints = catalogue.audio_fingerprints()
+    except SongsimError as exc:
+        return [StageState("catalogue", ERROR, str(exc))]
+    except OSError as exc:  # an audio file vanished or turned unreadable after the check
+        return [StageState("catalogue", ERROR, f"cannot read {exc.filename}: {exc.strerror}; fix or remove its row in {root / TRACKS_CSV}")]
+    catalogue_key = catalogue.fingerprint(fingerprints)
+    labelled = [c for c in catalogue.tracks.columns if c not in ("track_id", "path") and catalogue.has_labels(c)]
+    rows = [StageState("catalogue", DONE, f"{len(catalogue)} tracks; labels: {', '.join(labelled) or 'none'}")]
+
+    names = _in_build_order(list(spaces) if spaces is not None else space_names())
+    rows += _feature_stages(catalogue, fingerprints, names)
+    state_of: dict[str, str] = {}
+    space_rows = []
+    for name in names:
+        row = _space_stage(space_type(name), catalogue, catalogue_key, state_of, seed=seed)
+        state_of[name] = row.state
+        space_rows.append(row)
+    rows += space_rows
+    for name in names:
+        if state_of[name] in (DONE, STALE):
+            rows += _map_stages(catalogue, name, state_of[name], map_methods, seed=seed)
+    return rows
+
+
+def build_plan(states: Sequence[StageState], *, default_spaces: Sequence[str] = DEFAULT_SPACES) -> list[str]:
+    """The spaces to pass to :func:`songsim.build.build` so that it redoes every stale or
+    missing stage of what is already built, and builds the missing ``default_spaces``.
+
+    Spaces never built (other than ``default_spaces``) and spaces that need labels are left
+    out: building them is a choice (the learned ones train for minutes). Empty when
+    everything is done, or when the catalogue itself is not (nothing can be built then).
+    """
+    if not states or states[0].stage != "catalogue" or states[0].state != DONE:
+        return []
+    space_state = {s.name: s.state for s in states if s.kind == "space"}
+    plan = [name for name, state in space_state.items() if state == STALE]
+    plan += [name for name in default_spaces if space_state.get(name) == MISSING]
+    plan += [s.name.split(":", 1)[0] for s in states if s.kind == "map" and s.state != DONE]
+    order = list(space_state)
+    return sorted(set(plan), key=lambda n: order.index(n) if n in order else len(order))
+
+
+def buildable_spaces(states: Sequence[StageState]) -> list[str]:
+    """Spaces never built that a build could make now (they lack no labels), in build order."""
+    return [s.name for s in states if s.kind == "space" and s.state == MISSING]
+
+
+def state_counts(states: Sequence[StageState]) -> dict[str, int]:
+    """How many stages are in each state, in :data:`STATES` order (states with none left out)."""
+    counts = {state: sum(s.state == state for s in states) for state in STATES}
+    return {state: n for state, n in counts.items() if n}
