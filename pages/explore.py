@@ -3,11 +3,11 @@
 import numpy as np
 import streamlit as st
 
-from pages.common import load_catalogue_cached, load_index_cached, load_map_cached, load_space_cached
+from pages.common import load_catalogue_cached, load_index_cached, load_map_cached, load_space_cached, run_through_app
 from songsim.build import built_space_names
 from songsim.errors import SongsimError
 from songsim.neighbours import ExactIndex
-from songsim.plots import colour_options, map_figure
+from songsim.plots import MapLayers, colour_options, map_figure, map_layers
 from songsim.query import (
     embed_upload,
     Upload,
@@ -16,7 +16,6 @@ from songsim.query import (
     resolve_track,
     resolve_upload,
     store_upload,
-    track_label,
     track_labels,
     upload_metadata,
 )
@@ -24,18 +23,33 @@ from songsim.query import (
 MAP_METHODS = {"umap": "UMAP", "tsne": "t-SNE", "pca": "PCA", "ae2d": "2-D autoencoder"}
 K = 5
 
+run_through_app()
 root = st.session_state["catalogue_root"]
 catalogue = load_catalogue_cached(root)
 space_name = st.session_state["space_name"]
 space = load_space_cached(root, space_name)
-st.session_state.setdefault("query", {"kind": "track", "track_id": catalogue.track_ids[0]})
+# Per-rerun work must not grow with the catalogue (100 000 tracks: a list of its track ids
+# costs ~0.15 s): whatever spans every track is computed once per catalogue, below.
+st.session_state.setdefault("query", {"kind": "track", "track_id": catalogue.tracks["track_id"].iat[0]})
+
+
+@st.cache_resource(show_spinner=False)
+def row_labels(root: str) -> list[str]:
+    """"artist — title" of every row, in row order."""
+    return track_labels(load_catalogue_cached(root))
 
 
 @st.cache_resource(show_spinner=False)
 def search_labels(root: str) -> dict[str, str]:
-    """The search box's label of every track id: "artist — title (track id)"."""
+    """The search box's label of every track id, in row order: "artist — title (track id)"."""
     catalogue = load_catalogue_cached(root)
-    return {tid: f"{label} ({tid})" for tid, label in zip(catalogue.track_ids, track_labels(catalogue))}
+    return {tid: f"{label} ({tid})" for tid, label in zip(catalogue.track_ids, row_labels(root))}
+
+
+@st.cache_resource(show_spinner=False)
+def search_options(root: str) -> list[str]:
+    """The search box's options: every track id, in row order (never mutated)."""
+    return list(search_labels(root))
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -57,21 +71,34 @@ def map_index(root: str, space_name: str, method: str) -> ExactIndex:
     return ExactIndex(load_map_cached(root, space_name, method).coords_, metric="euclidean")
 
 
-# --- a click on the map picks its point as the query ---------------------------------------
+@st.cache_resource(show_spinner="Drawing the map…", max_entries=16)
+def map_background(root: str, space_name: str, method: str, colour_by: str | None) -> MapLayers:
+    """The map's query-independent part: markers by colour, thinned to a seeded sample above
+    songsim.plots.MAX_DRAWN_POINTS, with hover labels for the drawn points only. This is the
+    O(n_tracks) work of drawing a map, done once per (catalogue, space, map, colouring), so
+    that a rerun (a new query) costs O(drawn points + k). Read-only, shared by every session;
+    ~10 MB each at 20 000 drawn points (the hover labels), hence at most 16 kept."""
+    coords = load_map_cached(root, space_name, method).coords_
+    return map_layers(load_catalogue_cached(root), coords, colour_by=colour_by)
+
+
+# --- a click on the map picks its point as the query (customdata: the catalogue row) --------
 points = ((st.session_state.get("map") or {}).get("selection") or {}).get("points") or []
-clicked = [p["customdata"] for p in points if p.get("customdata")]
+clicked = [p["customdata"] for p in points if p.get("customdata") is not None]
 if clicked:
-    track_id = clicked[0][0] if isinstance(clicked[0], list) else clicked[0]
-    if track_id != st.session_state.get("map_pick") and track_id in catalogue:
-        st.session_state.map_pick = track_id
-        st.session_state.query = {"kind": "track", "track_id": track_id}
+    row = clicked[0][0] if isinstance(clicked[0], list) else clicked[0]
+    if isinstance(row, (int, float)) and 0 <= int(row) < len(catalogue):
+        track_id = catalogue.tracks["track_id"].iat[int(row)]
+        if track_id != st.session_state.get("map_pick"):
+            st.session_state.map_pick = track_id
+            st.session_state.query = {"kind": "track", "track_id": track_id}
 
 st.title("Explore")
 search_column, upload_column = st.columns([3, 2])
 with search_column:
     st.selectbox(
         "Search the catalogue by title or artist",
-        catalogue.track_ids,
+        search_options(root),
         index=None,
         key="search",
         placeholder="type a title or an artist…",
@@ -126,22 +153,34 @@ found = found_in_space if where == "space" else found_on_map
 
 map_column, list_column = st.columns([3, 2])
 with map_column:
+    layers = map_background(root, space_name, method, None if colour_by == "none" else colour_by)
     figure = map_figure(
-        catalogue, fitted.coords_, colour_by=None if colour_by == "none" else colour_by,
+        catalogue, fitted.coords_, colour_by=layers.colour_by, layers=layers,
         query_point=resolved.point, query_label=resolved.label, neighbour_rows=found.indices,
     )
     st.plotly_chart(figure, key="map", on_select="rerun", selection_mode="points", width="stretch")
     shared = len(set(found_in_space.indices) & set(found_on_map.indices))
+    drawn = (
+        f" · showing {layers.n_drawn:,} of {layers.n_points:,} songs (a fixed random sample of every colour; "
+        f"the query and its top-{K} always)"
+        if layers.sampled
+        else ""
+    )
+    fitted_on = (
+        f" · fitted on {fitted.n_samples_fit_:,} songs, the others placed by its transform"
+        if fitted.sample_rows_ is not None
+        else ""
+    )
     st.caption(
         f"{MAP_METHODS[method]} map of **{space_name}** · trustworthiness {fitted.trustworthiness_:.2f} "
         f"(1 = the map keeps every 5-nearest neighbourhood) · {shared} of the top-{K} in the space are "
-        f"also the top-{K} on the map. Click a point to make it the query."
+        f"also the top-{K} on the map{fitted_on}{drawn}. Click a point to make it the query."
     )
 with list_column:
     st.subheader("Query")
     st.markdown(f"**{resolved.label}**" + ("" if resolved.row is not None else " · uploaded, placed by the fitted map"))
     if resolved.row is not None:
-        track = catalogue.track(catalogue.track_ids[resolved.row])
+        track = catalogue.track(catalogue.tracks["track_id"].iat[resolved.row])
         st.caption(" · ".join(str(track[c]) for c in ("album", "year", "genre", "emotion") if track.get(c) is not None))
     st.audio(str(resolved.audio_path))
     if query["kind"] == "upload" and "metadata" in built_space_names(catalogue):
@@ -152,6 +191,6 @@ with list_column:
     for _, row in table.iterrows():
         details = " · ".join(str(row[c]) for c in ("album", "year", "genre", "emotion") if c in row and row[c] is not None and str(row[c]) != "<NA>")
         score_name = "similarity" if where == "space" and metric == "cosine" else "−distance"
-        st.markdown(f"**{row['rank']}. {track_label(catalogue, catalogue.row_of(row['track_id']))}** · {score_name} {row['score']:.3f}")
+        st.markdown(f"**{row['rank']}. {row_labels(root)[catalogue.row_of(row['track_id'])]}** · {score_name} {row['score']:.3f}")
         st.caption(details)
         st.audio(row["path"])

@@ -38,6 +38,26 @@ Methods
 
 Further methods (e.g. a 2-D autoencoder) are added from other modules with
 :func:`register_map_method`, without editing this file.
+
+Large catalogues: fit on a sample, place the rest
+--------------------------------------------------
+UMAP, t-SNE and the 2-D autoencoder cost far more than linearly in the number of rows
+(UMAP ~80 s at 10 000 rows on one laptop core, t-SNE similar; both hold ``n x k`` graphs in
+memory), whereas placing a point on a fitted map is cheap and is what every upload already
+does. So above ``sample_size`` rows (:data:`MAP_SAMPLE_SIZE`, 20 000, a :func:`fit_map`
+argument) a method is fitted on a seeded random sample of ``sample_size`` rows
+(:func:`sample_rows`; stratified when ``strata`` labels are given) and every other row is
+placed by the fitted reducer's ``transform``, in batches of :data:`TRANSFORM_BATCH_ROWS` rows
+(bounding the memory of the ``batch x k`` neighbour graphs). The other rows are placed
+exactly as an uploaded song would be, so the map of a 100 000-track catalogue is the map of
+its 20 000-row sample with the rest dropped in where the map puts them. 20 000 rows is where
+the fitted map is already dense enough that a placed point's neighbours in the sample are its
+neighbours in the space (the sample holds 20 % of a 100 k catalogue, and every cluster of
+more than a few dozen songs), while the fit stays within a few minutes on one core.
+
+Methods registered with ``fit_on_all=True`` -- PCA, whose cost is linear in ``n`` (one
+``dim x dim`` covariance) -- always fit every row. :attr:`FittedMap.sample_rows_` records
+which rows a map was fitted on (``None``: all of them).
 """
 
 from __future__ import annotations
@@ -59,6 +79,8 @@ from songsim.files import atomic_write
 
 __all__ = [
     "MIN_ROWS",
+    "MAP_SAMPLE_SIZE",
+    "TRANSFORM_BATCH_ROWS",
     "TRUST_N_NEIGHBORS",
     "TRUST_MAX_ROWS",
     "Reducer",
@@ -69,6 +91,7 @@ __all__ = [
     "map_methods",
     "get_map_method",
     "trustworthiness",
+    "sample_rows",
     "save_map",
     "load_map",
     "warm_up",
@@ -77,6 +100,8 @@ __all__ = [
 MIN_ROWS = 5  # fewer songs than this make no map worth looking at
 TRUST_N_NEIGHBORS = 5  # neighbourhood size of trustworthiness_
 TRUST_MAX_ROWS = 2_000  # trustworthiness_ is computed on at most this many rows
+MAP_SAMPLE_SIZE = 20_000  # above this many rows, non-linear maps fit on a sample (module doc)
+TRANSFORM_BATCH_ROWS = 10_000  # rows placed per reducer.transform call
 METRICS = ("cosine", "euclidean")
 _FORMAT = "songsim.map/1"
 
@@ -118,12 +143,18 @@ class MapMethod:
         Human-readable name for the UI.
     description : str
         One sentence for the UI.
+    fit_on_all : bool
+        Fit every row however many there are (for methods whose cost is linear in the
+        number of rows, like PCA). Otherwise large spaces are fitted on a sample of
+        ``sample_size`` rows and the other rows are placed with ``transform`` (module
+        docstring).
     """
 
     name: str
     fit: FitFn
     label: str
     description: str = ""
+    fit_on_all: bool = False
 
 
 _REGISTRY: dict[str, MapMethod] = {}
@@ -135,6 +166,7 @@ def register_map_method(
     *,
     label: str | None = None,
     description: str = "",
+    fit_on_all: bool = False,
     replace: bool = False,
 ) -> MapMethod:
     """Make a map method available to :func:`fit_map`.
@@ -152,6 +184,8 @@ def register_map_method(
     label : str or None
         UI label; defaults to ``name``.
     description : str
+    fit_on_all : bool
+        See :class:`MapMethod`: ``True`` only for methods that scale linearly with rows.
     replace : bool
         Allow replacing an existing method (otherwise a clash is an error).
 
@@ -171,7 +205,9 @@ def register_map_method(
         raise SongsimError(
             f"Map method {name!r} is already registered; pass replace=True to override it."
         )
-    method = MapMethod(name=name, fit=fit_fn, label=label or name, description=description)
+    method = MapMethod(
+        name=name, fit=fit_fn, label=label or name, description=description, fit_on_all=bool(fit_on_all)
+    )
     _REGISTRY[name] = method
     return method
 
@@ -296,7 +332,11 @@ def _fit_tsne(
 
 
 register_map_method(
-    "pca", _fit_pca, label="PCA", description="Linear projection on the two main axes."
+    "pca",
+    _fit_pca,
+    label="PCA",
+    description="Linear projection on the two main axes.",
+    fit_on_all=True,  # one dim x dim covariance: linear in rows, no sample needed
 )
 register_map_method(
     "umap",
@@ -348,6 +388,71 @@ def _preprocess(x: np.ndarray, metric: str) -> np.ndarray:
         norms[norms == 0] = 1.0  # a zero vector stays at the origin, never NaN
         return (x / norms).astype(np.float32)
     return x
+
+
+def sample_rows(
+    n_rows: int,
+    size: int,
+    *,
+    seed: int = 0,
+    strata: np.ndarray | None = None,
+    min_per_stratum: int = 0,
+) -> np.ndarray:
+    """A seeded random sample of row indices, optionally stratified.
+
+    Used to fit large maps (:func:`fit_map`) and to thin the points a map draws
+    (:func:`songsim.plots.map_layers`).
+
+    Without ``strata`` every row has the same chance. With ``strata`` (one label per row)
+    each stratum first gets ``min(count, min_per_stratum)`` rows -- so a small genre is
+    never thinned away -- and the rest of ``size`` is shared in proportion to what each
+    stratum has left (largest remainders), so the sample keeps the strata's proportions.
+
+    Parameters
+    ----------
+    n_rows : int
+        Rows to choose from (``0 .. n_rows - 1``).
+    size : int
+        Rows to choose; ``>= n_rows`` returns every row. With ``min_per_stratum`` the sample
+        can exceed ``size`` when there are more than ``size / min_per_stratum`` strata.
+    seed : int
+        The same arguments give the same rows.
+    strata : np.ndarray [shape=(n_rows,)] or None
+        Any hashable labels (e.g. genres; ``None`` is a stratum of its own).
+    min_per_stratum : int
+        Rows every stratum keeps (all of them if it has fewer).
+
+    Returns
+    -------
+    np.ndarray [shape=(m,), dtype=int64]
+        Sorted, distinct row indices, ``m = min(n_rows, size)`` (see ``min_per_stratum``).
+    """
+    n_rows, size = int(n_rows), int(size)
+    if n_rows < 0 or size < 0:
+        raise SongsimError(f"sample_rows needs n_rows and size >= 0; got {n_rows} and {size}.")
+    if size >= n_rows:
+        return np.arange(n_rows, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    if strata is None:
+        return np.sort(rng.choice(n_rows, size=size, replace=False)).astype(np.int64)
+    labels = np.asarray(strata, dtype=object)
+    if labels.shape != (n_rows,):
+        raise SongsimError(f"strata must hold one label per row ({n_rows}); got shape {labels.shape}.")
+    _, codes = np.unique(labels.astype(str), return_inverse=True)  # str: None and numbers sort
+    counts = np.bincount(codes)
+    floors = np.minimum(counts, max(int(min_per_stratum), 0))
+    spare = counts - floors
+    budget = max(size - int(floors.sum()), 0)
+    share = budget * spare / max(int(spare.sum()), 1)
+    extra = np.floor(share).astype(np.int64)
+    leftover = budget - int(extra.sum())
+    if leftover > 0:  # largest remainders, ties by stratum order
+        order = np.lexsort((np.arange(counts.size), -(share - extra)))
+        extra[order[:leftover]] += 1
+    take = floors + np.minimum(extra, spare)  # extra <= spare already: share < spare
+    members = np.split(np.argsort(codes, kind="stable"), np.cumsum(counts)[:-1])
+    chosen = [rng.choice(rows, size=int(t), replace=False) for rows, t in zip(members, take) if t]
+    return np.sort(np.concatenate(chosen)).astype(np.int64)
 
 
 def trustworthiness(
@@ -421,21 +526,32 @@ class FittedMap:
     params : mapping or None
         Extra keyword arguments for the method's fit function (e.g. ``{"n_neighbors": 30}``
         for UMAP, ``{"perplexity": 50}`` for t-SNE).
+    sample_size : int or None
+        Above this many rows, methods not registered ``fit_on_all`` fit on a seeded sample
+        of this many rows and place the others with ``transform`` (module docstring);
+        ``None`` fits every row whatever the size. Default :data:`MAP_SAMPLE_SIZE`.
 
     Attributes
     ----------
     coords_ : np.ndarray [shape=(n_rows, 2), dtype=float32]
-        Map position of every training row (row order of the space). Read-only.
+        Map position of every row of the space (row order of the space): fitted rows where
+        the reducer put them, the others where its ``transform`` placed them. Read-only.
     trustworthiness_ : float
-        See :func:`trustworthiness` (space metric vs. map, ``n_neighbors=5``).
+        See :func:`trustworthiness` (space metric vs. map, ``n_neighbors=5``), over a seeded
+        sample of all rows, fitted and placed alike.
     reducer_ : Reducer
         The fitted reducer; :meth:`transform` uses it and never refits.
     n_features_in_ : int
         Dimension of the space.
     n_samples_fit_ : int
-        Rows fitted.
+        Rows the reducer was fitted on (``n_rows`` unless sampled).
+    sample_rows_ : np.ndarray [shape=(n_samples_fit_,), dtype=int64] or None
+        The rows fitted, sorted, when the map was fitted on a sample; ``None`` when it was
+        fitted on every row.
     fit_time_s_ : float
-        Wall-clock seconds of the fit (without trustworthiness).
+        Wall-clock seconds of the reducer's fit (without trustworthiness).
+    transform_time_s_ : float
+        Wall-clock seconds spent placing the rows outside the sample (0 when none).
     """
 
     def __init__(
@@ -445,11 +561,13 @@ class FittedMap:
         seed: int = 0,
         metric: str = "cosine",
         params: Mapping[str, Any] | None = None,
+        sample_size: int | None = MAP_SAMPLE_SIZE,
     ) -> None:
         self.method = method
         self.seed = seed
         self.metric = metric
         self.params = dict(params or {})
+        self.sample_size = sample_size
         self._lock = threading.Lock()
 
     # -- pickling: a lock does not pickle -----------------------------------------------
@@ -459,6 +577,8 @@ class FittedMap:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        # maps saved before sample fitting existed were fitted on every row
+        state = {"sample_size": None, "sample_rows_": None, "transform_time_s_": 0.0, **state}
         self.__dict__.update(state)
         self._lock = threading.Lock()
         if isinstance(getattr(self, "coords_", None), np.ndarray):
@@ -486,13 +606,16 @@ class FittedMap:
         """str: the method's UI label."""
         return get_map_method(self.method).label if self.method in _REGISTRY else self.method
 
-    def fit(self, vectors: np.ndarray) -> "FittedMap":
-        """Fit the map on ``vectors``.
+    def fit(self, vectors: np.ndarray, *, strata: np.ndarray | None = None) -> "FittedMap":
+        """Fit the map on ``vectors`` (on a sample of them above ``sample_size`` rows).
 
         Parameters
         ----------
         vectors : np.ndarray [shape=(n_rows, dim), dtype=float32]
             The space, ``n_rows >= MIN_ROWS`` (5), finite.
+        strata : np.ndarray [shape=(n_rows,)] or None
+            Labels (e.g. genre) to stratify the fitting sample by, so every label keeps its
+            share of the sample; ignored when every row is fitted.
 
         Returns
         -------
@@ -514,10 +637,20 @@ class FittedMap:
             )
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
             raise SongsimError(f"seed must be an integer; got {self.seed!r}.")
+        sample_size = self.sample_size
+        if sample_size is not None and (
+            isinstance(sample_size, bool) or not isinstance(sample_size, (int, np.integer)) or sample_size < MIN_ROWS
+        ):
+            raise SongsimError(
+                f"sample_size must be None or an integer >= {MIN_ROWS}; got {sample_size!r}."
+            )
         xp = _preprocess(x, self.metric)
+        sampled = not method.fit_on_all and sample_size is not None and n > sample_size
+        rows = sample_rows(n, int(sample_size), seed=int(self.seed), strata=strata) if sampled else None
+        fit_x = xp[rows] if sampled else xp
         start = time.perf_counter()
         try:
-            reducer, coords = method.fit(xp, seed=int(self.seed), **self.params)
+            reducer, fit_coords = method.fit(fit_x, seed=int(self.seed), **self.params)
         except TypeError as exc:
             if "unexpected keyword" in str(exc):
                 raise SongsimError(
@@ -526,23 +659,57 @@ class FittedMap:
                 ) from exc
             raise
         fit_time = time.perf_counter() - start
-        coords = np.array(coords, dtype=np.float32)
-        if coords.shape != (n, 2) or not np.isfinite(coords).all():
+        fit_coords = np.array(fit_coords, dtype=np.float32)
+        m = fit_x.shape[0]
+        if fit_coords.shape != (m, 2) or not np.isfinite(fit_coords).all():
             raise SongsimError(
-                f"Map method {self.method!r} returned coordinates of shape {coords.shape} "
-                f"(finite: {bool(np.isfinite(coords).all())}); expected ({n}, 2), finite."
+                f"Map method {self.method!r} returned coordinates of shape {fit_coords.shape} "
+                f"(finite: {bool(np.isfinite(fit_coords).all())}); expected ({m}, 2), finite."
             )
-        coords.setflags(write=False)
         self.reducer_ = reducer
-        self.coords_ = coords
         self.n_features_in_ = int(dim)
-        self.n_samples_fit_ = int(n)
+        self.n_samples_fit_ = int(m)
+        self.sample_rows_ = rows
         self.fit_time_s_ = float(fit_time)
+        start = time.perf_counter()
+        if sampled:
+            coords = np.empty((n, 2), dtype=np.float32)
+            coords[rows] = fit_coords
+            rest = np.ones(n, dtype=bool)
+            rest[rows] = False
+            coords[rest] = self._place(xp[rest])
+            rows.setflags(write=False)
+        else:
+            coords = fit_coords
+        self.transform_time_s_ = float(time.perf_counter() - start)
+        coords.setflags(write=False)
+        self.coords_ = coords
         self.trustworthiness_ = trustworthiness(
             x, coords, metric=self.metric, seed=int(self.seed)
         )
         self._warm_rows = x[:2].copy()  # what warm_up() transforms
         return self
+
+    def _place(self, xp: np.ndarray) -> np.ndarray:
+        """Run the reducer's ``transform`` on preprocessed rows, ``TRANSFORM_BATCH_ROWS`` at a
+        time: ``(m, dim)`` -> ``(m, 2) float32`` (checked shape, under the map's lock).
+
+        Batches bound the memory of the neighbour graph a UMAP or t-SNE transform builds
+        (``batch x k``); new points never interact in either method's transform, so
+        batching places each point as one big call would, up to the methods' seeded noise.
+        """
+        out = np.empty((xp.shape[0], 2), dtype=np.float32)
+        for start in range(0, xp.shape[0], TRANSFORM_BATCH_ROWS):
+            batch = xp[start:start + TRANSFORM_BATCH_ROWS]
+            with self._lock:  # reducers are not all documented as thread-safe
+                placed = np.asarray(self.reducer_.transform(batch), dtype=np.float32)
+            if placed.shape != (batch.shape[0], 2):
+                raise SongsimError(
+                    f"Map method {self.method!r} returned shape {placed.shape} from transform; "
+                    f"expected ({batch.shape[0]}, 2)."
+                )
+            out[start:start + batch.shape[0]] = placed
+        return out
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         """Place new points on the fitted map (never refits).
@@ -574,16 +741,7 @@ class FittedMap:
         arr = _check_matrix(arr, name="x", dim=self.n_features_in_)
         if arr.shape[0] == 0:
             return np.zeros((0, 2), dtype=np.float32)
-        xp = _preprocess(arr, self.metric)
-        with self._lock:  # reducers are not all documented as thread-safe
-            out = self.reducer_.transform(xp)
-        out = np.asarray(out, dtype=np.float32)
-        if out.shape != (arr.shape[0], 2):
-            raise SongsimError(
-                f"Map method {self.method!r} returned shape {out.shape} from transform; "
-                f"expected ({arr.shape[0]}, 2)."
-            )
-        return out
+        return self._place(_preprocess(arr, self.metric))
 
     def extent(self) -> tuple[float, float]:
         """Width and height of the fitted map (``ptp`` of ``coords_`` per axis)."""
@@ -600,6 +758,8 @@ def fit_map(
     seed: int = 0,
     metric: str = "cosine",
     params: Mapping[str, Any] | None = None,
+    sample_size: int | None = MAP_SAMPLE_SIZE,
+    strata: np.ndarray | None = None,
 ) -> FittedMap:
     """Fit a 2-D map of a space.
 
@@ -616,11 +776,17 @@ def fit_map(
         The space's metric; cosine spaces are L2-normalised first.
     params : mapping or None
         Extra options for the method (see :class:`FittedMap`).
+    sample_size : int or None
+        Above this many rows, UMAP, t-SNE and other non-linear methods fit on a seeded
+        sample of this many rows and place the rest with ``transform`` (module docstring);
+        PCA always fits every row. ``None``: always fit every row.
+    strata : np.ndarray [shape=(n_rows,)] or None
+        Labels to stratify that sample by (e.g. genres); uniform when ``None``.
 
     Returns
     -------
     FittedMap
-        With ``coords_ (n_rows, 2) float32`` and ``trustworthiness_``.
+        With ``coords_ (n_rows, 2) float32`` for every row and ``trustworthiness_``.
 
     Raises
     ------
@@ -631,9 +797,10 @@ def fit_map(
     -----
     Typical cost on one laptop core: PCA milliseconds; t-SNE ~1 s at 240 rows, ~5 s at
     1 000; UMAP ~3 s at 1 000 once numba has compiled (the first UMAP fit in a process
-    adds ~15 s).
+    adds ~15 s). ``python -m bench.bench_maps`` measures fits at 10 000 and 100 000 rows.
     """
-    return FittedMap(method, seed=seed, metric=metric, params=params).fit(vectors)
+    fitted = FittedMap(method, seed=seed, metric=metric, params=params, sample_size=sample_size)
+    return fitted.fit(vectors, strata=strata)
 
 
 # --------------------------------------------------------------------------------------

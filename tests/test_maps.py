@@ -19,6 +19,7 @@ from songsim.maps import (
     load_map,
     map_methods,
     register_map_method,
+    sample_rows,
     save_map,
     trustworthiness,
     warm_up,
@@ -267,3 +268,88 @@ def test_registry_rejects_bad_output(monkeypatch, vectors):
     register_map_method("broken", lambda x, *, seed: (FirstTwoAxes(), x[:, :3]))
     with pytest.raises(SongsimError, match=r"expected \(200, 2\)"):
         fit_map(vectors, method="broken")
+
+
+# -------------------------------------------------------------------------------------
+# large catalogues: fit on a sample, place the rest
+# -------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def large():
+    """500 rows: "large" against a sample size of 200."""
+    return clustered(500, 20, n_clusters=5, seed=4)
+
+
+def test_sample_rows_uniform():
+    rows = sample_rows(1000, 100, seed=3)
+    assert rows.dtype == np.int64 and rows.shape == (100,)
+    assert np.all(np.diff(rows) > 0) and rows.min() >= 0 and rows.max() < 1000  # sorted, distinct
+    np.testing.assert_array_equal(rows, sample_rows(1000, 100, seed=3))
+    assert not np.array_equal(rows, sample_rows(1000, 100, seed=4))
+    np.testing.assert_array_equal(sample_rows(50, 100, seed=0), np.arange(50))
+
+
+def test_sample_rows_stratified_keeps_proportions_and_small_strata():
+    strata = np.array(["rock"] * 700 + ["jazz"] * 290 + ["harp"] * 10, dtype=object)
+    rows = sample_rows(1000, 100, seed=0, strata=strata)
+    counts = {s: int(np.sum(strata[rows] == s)) for s in ("rock", "jazz", "harp")}
+    assert counts == {"rock": 70, "jazz": 29, "harp": 1}
+    floored = sample_rows(1000, 100, seed=0, strata=strata, min_per_stratum=10)
+    counts = {s: int(np.sum(strata[floored] == s)) for s in ("rock", "jazz", "harp")}
+    # each keeps 10, the other 70 are shared as the 690 and 280 rows left: 49.8 -> 50, 20.2 -> 20
+    assert counts == {"rock": 60, "jazz": 30, "harp": 10}
+    with pytest.raises(SongsimError, match="one label per row"):
+        sample_rows(1000, 10, strata=strata[:5])
+
+
+def test_sample_fit_places_every_row(large):
+    fitted = fit_map(large, method="tsne", seed=0, sample_size=200)
+    assert fitted.coords_.shape == (500, 2) and np.isfinite(fitted.coords_).all()
+    assert fitted.n_samples_fit_ == 200 and fitted.sample_rows_.shape == (200,)
+    assert np.all(np.diff(fitted.sample_rows_) > 0)
+    assert fitted.transform_time_s_ > 0 and 0.5 < fitted.trustworthiness_ <= 1.0
+    rest = np.setdiff1d(np.arange(500), fitted.sample_rows_)
+    # the other rows sit exactly where the fitted map places them (as an upload would be)
+    np.testing.assert_allclose(fitted.transform(large[rest]), fitted.coords_[rest], atol=1e-5)
+    # deterministic for a seed
+    again = fit_map(large, method="tsne", seed=0, sample_size=200)
+    np.testing.assert_array_equal(again.sample_rows_, fitted.sample_rows_)
+    np.testing.assert_array_equal(again.coords_, fitted.coords_)
+    with pytest.raises(ValueError):
+        fitted.sample_rows_[0] = 1  # read-only, like coords_
+
+
+def test_pca_fits_every_row_whatever_the_sample_size(large):
+    fitted = fit_map(large, method="pca", seed=0, sample_size=200)
+    assert fitted.sample_rows_ is None and fitted.n_samples_fit_ == 500
+    assert fitted.transform_time_s_ == 0.0 or fitted.transform_time_s_ < 0.01
+    np.testing.assert_allclose(fitted.transform(large), fitted.coords_, atol=1e-5)
+
+
+def test_sample_fit_with_a_registered_method_batches_and_stratifies(monkeypatch, large, tmp_path):
+    seen = []
+
+    def fit_recording(x, *, seed):
+        seen.append(x.shape[0])
+        return FirstTwoAxes(), x[:, :2] * 10.0
+
+    monkeypatch.setattr(maps, "_REGISTRY", dict(maps._REGISTRY))
+    monkeypatch.setattr(maps, "TRANSFORM_BATCH_ROWS", 64)  # 300 placed rows: 5 batches
+    register_map_method("first2s", fit_recording)
+    strata = np.where(np.arange(500) < 450, "big", "small").astype(object)
+    fitted = fit_map(large, method="first2s", metric="euclidean", sample_size=200, strata=strata)
+    assert seen == [200]
+    np.testing.assert_allclose(fitted.coords_, large[:, :2] * 10.0, rtol=1e-6)
+    assert np.sum(fitted.sample_rows_ >= 450) == 20  # 10 % of the rows, 10 % of the sample
+    assert fit_map(large, method="first2s", sample_size=None).sample_rows_ is None
+    loaded = load_map(save_map(fitted, tmp_path / "first2s.pkl"))
+    np.testing.assert_array_equal(loaded.sample_rows_, fitted.sample_rows_)
+    with pytest.raises(SongsimError, match="sample_size"):
+        fit_map(large, method="first2s", sample_size=2)
+
+
+def test_maps_saved_before_sampling_load_as_fitted_on_every_row(fitted_of, tmp_path):
+    old = pickle.loads(pickle.dumps(fitted_of("pca")))
+    for name in ("sample_size", "sample_rows_", "transform_time_s_"):
+        del old.__dict__[name]
+    loaded = load_map(save_map(old, tmp_path / "old.pkl"))
+    assert loaded.sample_rows_ is None and loaded.sample_size is None and loaded.transform_time_s_ == 0.0

@@ -1,12 +1,16 @@
 """The Explore page as a user drives it, through Streamlit's AppTest."""
 
+import base64
 import io
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 from streamlit.testing.v1 import AppTest
+
+from songsim.catalogue import load_catalogue
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
@@ -18,6 +22,13 @@ def app(built_catalogue, monkeypatch):
     at.run()
     assert not at.exception, at.exception
     return at
+
+
+def decoded(array) -> list:
+    """A plotly JSON array: a list, or a typed array ``{"dtype", "bdata"}`` (base64)."""
+    if isinstance(array, dict):
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=np.dtype(array["dtype"])).tolist()
+    return list(array)
 
 
 def audio_count(at) -> int:
@@ -43,11 +54,24 @@ def test_search_picks_the_query(app):
     assert audio_count(app) == 6
 
 
-def test_click_on_the_map_picks_the_query(app):
-    app.session_state["map"] = {"selection": {"points": [{"customdata": ["bass-04"]}]}}
+def test_click_on_the_map_picks_the_query(app, built_catalogue):
+    row = load_catalogue(built_catalogue).row_of("bass-04")  # a point's customdata is its catalogue row
+    app.session_state["map"] = {"selection": {"points": [{"customdata": row}]}}
     app.run()
     assert not app.exception
     assert "Bass Artist 1 — Song 24" in markdown_text(app)
+    app.session_state["map"] = {"selection": {"points": [{"customdata": [10_000]}]}}  # stale: ignored
+    app.run()
+    assert not app.exception and "Bass Artist 1 — Song 24" in markdown_text(app)
+
+
+def test_the_map_draws_every_song_of_a_small_catalogue_clickable(app, built_catalogue):
+    spec = json.loads(app.get("plotly_chart")[0].proto.spec)
+    catalogue_traces = [t for t in spec["data"] if t.get("name") not in ("top-k",) and t["marker"].get("symbol") != "star"]
+    assert {t["type"] for t in spec["data"]} == {"scatter"}  # SVG below songsim.plots.WEBGL_ABOVE points
+    rows = sorted(r for t in catalogue_traces for r in decoded(t["customdata"]))
+    assert rows == list(range(len(load_catalogue(built_catalogue))))
+    assert not any("showing" in c.value for c in app.caption)  # no level of detail at this size
 
 
 def test_upload_places_a_new_song_and_lists_neighbours(app):
