@@ -201,7 +201,7 @@ def build(
     report.stage_seconds["catalogue"] = time.perf_counter() - started
 
     names = list(spaces) if spaces is not None else space_names()
-    space_classes = [space_type(name) for name in _with_dependencies(names)]
+    space_classes = [space_type(name) for name in in_build_order(names)]
     labels = {c: catalogue.labels(c) for c in catalogue.tracks.columns}
     fitted_spaces: dict[str, Space] = {}
     for index, cls in enumerate(space_classes):
@@ -215,10 +215,8 @@ def build(
         stage = f"space:{cls.name}"
         stage_started = time.perf_counter()
         folder = space_dir(catalogue.derived_dir, cls.name)
-        upstream = "-".join(stored_fit_key(space_dir(catalogue.derived_dir, d)) or "" for d in space_dependencies(cls))
         options = replace(training or TrainingOptions(), catalogue_fingerprint=catalogue_key)
-        learned = issubclass(cls, LearnedSpace)
-        key = space_fit_key(cls, f"{catalogue_key}-{FEATURES_VERSION}-{upstream}{options.fit_tag if learned else ''}", seed)
+        key = current_fit_key(cls, catalogue, catalogue_key, seed=seed, training=options)
         if stored_fit_key(folder) == key:
             fitted_spaces[cls.name] = load_space(folder)
             report.reused.append(cls.name)
@@ -238,7 +236,7 @@ def build(
         )
         report_progress(stage, 0.5, f"{cls.name}: fitting")
         fit_started = time.perf_counter()
-        space = cls().fit(inputs, labels=labels, seed=seed, **({"training": options} if learned else {}))
+        space = cls().fit(inputs, labels=labels, seed=seed, **({"training": options} if issubclass(cls, LearnedSpace) else {}))
         save_space(space, folder, fit_key=key, fit_seconds=time.perf_counter() - fit_started)
         fitted_spaces[cls.name] = space
         report.built.append(cls.name)
@@ -261,7 +259,20 @@ def build(
     return report
 
 
-def _with_dependencies(names: Sequence[str]) -> list[str]:
+def current_fit_key(
+    space_cls: type[Space], catalogue: Catalogue, catalogue_key: str, *, seed: int = 0, training: TrainingOptions | None = None
+) -> str:
+    """The fit key :func:`build` gives ``space_cls`` now: the catalogue fingerprint
+    (``catalogue_key``, :meth:`Catalogue.fingerprint`), the feature settings, the stored fit
+    keys of the spaces it builds on, the seed and — for a learned space — the epochs override of
+    ``training`` (:attr:`songsim.learned.TrainingOptions.fit_tag`). A stored fit with this key
+    is current."""
+    upstream = "-".join(stored_fit_key(space_dir(catalogue.derived_dir, d)) or "" for d in space_dependencies(space_cls))
+    tag = (training or TrainingOptions()).fit_tag if issubclass(space_cls, LearnedSpace) else ""
+    return space_fit_key(space_cls, f"{catalogue_key}-{FEATURES_VERSION}-{upstream}{tag}", seed)
+
+
+def in_build_order(names: Sequence[str]) -> list[str]:
     """``names`` plus every space they depend on, each after its dependencies."""
     ordered: list[str] = []
 
@@ -340,7 +351,7 @@ def space_states(catalogue: Catalogue) -> list[dict]:
     and what it is."""
     built = set(built_space_names(catalogue))
     rows, state_of = [], {}
-    for name in _with_dependencies(space_names()):
+    for name in in_build_order(space_names()):
         cls = space_type(name)
         meta = stored_meta(space_dir(catalogue.derived_dir, name))
         lacking = missing_labels(cls, catalogue)

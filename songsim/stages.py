@@ -36,8 +36,9 @@ from pathlib import Path
 from songsim.build import (
     DEFAULT_MAP_METHODS,
     DEFAULT_SPACES,
-    FEATURES_VERSION,
+    current_fit_key,
     features_cache_dir,
+    in_build_order,
     map_is_current,
     map_path,
     missing_labels,
@@ -48,7 +49,7 @@ from songsim.errors import SongsimError
 from songsim.features import FEATURE_KINDS, feature_cache_dir
 from songsim.files import read_json
 from songsim.learned import LearnedSpace
-from songsim.spaces import Space, space_dir, space_fit_key, space_names, space_type, stored_fit_key, stored_meta
+from songsim.spaces import Space, space_dir, space_names, space_type, stored_fit_key, stored_meta
 
 __all__ = [
     "DONE",
@@ -61,7 +62,6 @@ __all__ = [
     "StageState",
     "build_plan",
     "buildable_spaces",
-    "current_fit_key",
     "stage_states",
     "state_counts",
 ]
@@ -103,33 +103,6 @@ class StageState:
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
-
-
-def current_fit_key(space_cls: type[Space], catalogue: Catalogue, catalogue_key: str, *, seed: int = 0) -> str:
-    """The fit key :func:`songsim.build.build` gives ``space_cls`` now, with default training
-    options (no epochs override), given the stored fits of the spaces it builds on.
-
-    ``catalogue_key`` is :meth:`Catalogue.fingerprint`. This mirrors the key computed inside
-    ``build``; a stored learned space trained with an epochs override carries the same key
-    plus ``-epochs<N>`` (:attr:`songsim.learned.TrainingOptions.fit_tag`).
-    """
-    upstream = "-".join(stored_fit_key(space_dir(catalogue.derived_dir, d)) or "" for d in space_dependencies(space_cls))
-    return space_fit_key(space_cls, f"{catalogue_key}-{FEATURES_VERSION}-{upstream}", seed)
-
-
-def _in_build_order(names: Sequence[str]) -> list[str]:
-    """``names`` plus every space they build on, each after its dependencies (as ``build``)."""
-    ordered: list[str] = []
-
-    def visit(name: str) -> None:
-        if name not in ordered:
-            for dependency in space_dependencies(space_type(name)):
-                visit(dependency)
-            ordered.append(name)
-
-    for name in names:
-        visit(name)
-    return ordered
 
 
 def _key_matches(space_cls: type[Space], stored: str, expected: str) -> bool:
@@ -269,7 +242,7 @@ def stage_states(
     labelled = [c for c in catalogue.tracks.columns if c not in ("track_id", "path") and catalogue.has_labels(c)]
     rows = [StageState("catalogue", DONE, f"{len(catalogue)} tracks; labels: {', '.join(labelled) or 'none'}")]
 
-    names = _in_build_order(list(spaces) if spaces is not None else space_names())
+    names = in_build_order(list(spaces) if spaces is not None else space_names())
     rows += _feature_stages(catalogue, fingerprints, names)
     state_of: dict[str, str] = {}
     space_rows = []

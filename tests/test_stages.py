@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 from catalogues import GENRES, SR_HZ, _song, make_small_catalogue
 
-from songsim.build import build, map_path
+from songsim.build import build, current_fit_key, map_path
 from songsim.catalogue import load_catalogue
 from songsim.spaces import space_dir, space_type
 from songsim.stages import (
@@ -23,7 +23,6 @@ from songsim.stages import (
     STALE,
     StageState,
     build_plan,
-    current_fit_key,
     stage_states,
     state_counts,
 )
