@@ -1,5 +1,7 @@
 """Explore: a query (searched, clicked on the map, or uploaded), the map, and its top-5 playing."""
 
+import itertools
+
 import numpy as np
 import streamlit as st
 
@@ -22,6 +24,12 @@ from songsim.query import (
 
 MAP_METHODS = {"umap": "UMAP", "tsne": "t-SNE", "pca": "PCA", "ae2d": "2-D autoencoder"}
 K = 5
+# Up to this many tracks the search box lists every track and the browser filters them as the
+# user types. Above, it filters per keystroke too slowly (100 000 options: seconds per key in
+# Chromium) and every rerun ships the whole list, so a text box searches on the server and a
+# second box lists the first MAX_MATCHES matches. A session-state default, so tests can lower it.
+SEARCH_LIST_MAX = 5_000
+MAX_MATCHES = 100
 
 run_through_app()
 root = st.session_state["catalogue_root"]
@@ -31,6 +39,7 @@ space = load_space_cached(root, space_name)
 # Per-rerun work must not grow with the catalogue (100 000 tracks: a list of its track ids
 # costs ~0.15 s): whatever spans every track is computed once per catalogue, below.
 st.session_state.setdefault("query", {"kind": "track", "track_id": catalogue.tracks["track_id"].iat[0]})
+st.session_state.setdefault("search_list_max", SEARCH_LIST_MAX)
 
 
 @st.cache_resource(show_spinner=False)
@@ -50,6 +59,23 @@ def search_labels(root: str) -> dict[str, str]:
 def search_options(root: str) -> list[str]:
     """The search box's options: every track id, in row order (never mutated)."""
     return list(search_labels(root))
+
+
+@st.cache_resource(show_spinner=False)
+def folded_search_labels(root: str) -> list[str]:
+    """Every search label, case-folded, in row order (what a typed search is matched against)."""
+    return [label.casefold() for label in search_labels(root).values()]
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def search_matches(root: str, text: str) -> list[str]:
+    """Track ids whose "artist — title (track id)" contains every word of ``text`` (case-
+    insensitive), the first MAX_MATCHES in row order; one pass over the catalogue per new text."""
+    words = text.casefold().split()
+    if not words:
+        return []
+    hits = (tid for tid, label in zip(search_options(root), folded_search_labels(root)) if all(w in label for w in words))
+    return list(itertools.islice(hits, MAX_MATCHES))
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -96,15 +122,31 @@ if clicked:
 st.title("Explore")
 search_column, upload_column = st.columns([3, 2])
 with search_column:
-    st.selectbox(
-        "Search the catalogue by title or artist",
-        search_options(root),
-        index=None,
-        key="search",
-        placeholder="type a title or an artist…",
-        format_func=search_labels(root).get,
-        on_change=pick_from_search,
-    )
+    if len(catalogue) <= st.session_state.search_list_max:
+        st.selectbox(
+            "Search the catalogue by title or artist",
+            search_options(root),
+            index=None,
+            key="search",
+            placeholder="type a title or an artist…",
+            format_func=search_labels(root).get,
+            on_change=pick_from_search,
+        )
+    else:  # a large catalogue: search on the server, list the matches
+        text = st.text_input(
+            "Search the catalogue by title or artist", key="search_text", placeholder="type a title or an artist, then Enter"
+        )
+        matches = search_matches(root, text)
+        st.selectbox(
+            f"Matching songs ({len(matches)}{'+' if len(matches) == MAX_MATCHES else ''})" if text.strip() else "Matching songs",
+            matches,
+            index=None,
+            key="search",
+            placeholder="pick a song" if matches else ("no song matches" if text.strip() else "search first"),
+            format_func=search_labels(root).get,
+            on_change=pick_from_search,
+            disabled=not matches,
+        )
 with upload_column:
     uploaded = st.file_uploader("…or upload a song", type=["wav", "mp3", "flac", "ogg"], key="upload")
 if uploaded is not None and uploaded.file_id != st.session_state.get("upload_handled"):

@@ -54,6 +54,26 @@ def test_search_picks_the_query(app):
     assert audio_count(app) == 6
 
 
+def test_large_catalogues_search_on_the_server(built_catalogue, monkeypatch):
+    monkeypatch.setenv("SONGSIM_CATALOGUE", str(built_catalogue))
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.session_state["search_list_max"] = 10  # the page's threshold, lowered below this catalogue's 24 songs
+    at.run()
+    assert not at.exception
+    assert len(at.selectbox(key="search").options) == 0  # nothing listed before a search
+    at.text_input(key="search_text").set_value("drums artist 2").run()
+    options = at.selectbox(key="search").options  # every word, anywhere in "artist — title (id)"
+    assert all(w in o.casefold() for o in options for w in ("drums", "artist", "2"))
+    assert {o for o in options if "Drums Artist 2" in o} and len(options) == 4  # + drums-02
+    at.text_input(key="search_text").set_value("SONG 13 artist").run()
+    assert at.selectbox(key="search").options == ["Drums Artist 2 — Song 13 (drums-03)"]
+    at.selectbox(key="search").set_value("drums-03").run()
+    assert not at.exception
+    assert "Drums Artist 2 — Song 13" in markdown_text(at)
+    at.text_input(key="search_text").set_value("no such song").run()
+    assert not at.exception and at.selectbox(key="search").disabled
+
+
 def test_click_on_the_map_picks_the_query(app, built_catalogue):
     row = load_catalogue(built_catalogue).row_of("bass-04")  # a point's customdata is its catalogue row
     app.session_state["map"] = {"selection": {"points": [{"customdata": row}]}}
