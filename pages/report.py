@@ -1,5 +1,6 @@
-"""Report: a study's ratings turned into per-space NDCG / MAP / P@k with confidence intervals,
-significance tests, rater agreement and the label-based figures beside them.
+"""Report: a study's ratings turned into per-space NDCG / MAP / P@k (and top-n overlap / edit
+distance against the panel's reference list) with confidence intervals, significance tests,
+rater agreement and the label-based figures beside them.
 
 Logic lives in :mod:`songsim.report` (the same report as ``python -m songsim report``).
 """
@@ -77,6 +78,10 @@ st.dataframe(report.display_spaces(), hide_index=True)
 left, right = st.columns(2)
 left.plotly_chart(report.bars_figure(), key="bars")
 right.plotly_chart(report.heatmap_figure(), key="heatmap")
+if report.reference_figures:
+    st.subheader("Top-n overlap and edit distance against the panel's reference list")
+    st.caption(report.reference_caption() + "; edit distance: lower is better.")
+    st.dataframe(report.display_reference(), hide_index=True)
 
 st.subheader("Significance and agreement")
 for line in report.summary_lines():
@@ -90,7 +95,10 @@ if len(report.spaces) > 1:
 st.caption("Raters: counts, means and how well each predicts the others")
 st.dataframe(report.raters, hide_index=True)
 if len(report.labels_table):
-    st.caption("Label-based figures of the same spaces beside the human NDCG: do the labels predict what listeners hear?")
+    st.caption(
+        "Label-based figures of the same spaces beside the human NDCG: do the labels predict what listeners hear? "
+        "overlap@n / edit_distance@n use the album/artist reference list; edit distance: lower is better."
+    )
     st.dataframe(report.labels_table, hide_index=True)
 
 with st.expander("How every figure is computed"):

@@ -11,6 +11,11 @@ module turns the two into a :class:`StudyReport`:
   linear-gain NDCG@K, AP and P@K at the study's binary threshold (mean BROAD ≥ θ), the mean
   FINE of the top K and judged@K. A top-K candidate no one has rated counts as non-relevant
   (gain 0) and lowers judged@K;
+- per space and query, against the *panel's reference list* (the query's candidates with
+  mean BROAD ≥ θ, best first): top-n overlap and normalised edit distance of the space's run,
+  n = 3, 5, 10 up to K (:func:`reference_figure_names`; the artist-similarity protocol of the
+  siamese work, as in :mod:`songsim.evaluate`); a query with an empty reference list is left
+  out of them;
 - per space: the mean over the queries with at least one rating, with a 95 % percentile
   bootstrap CI over queries (:func:`bootstrap_ci`);
 - a Friedman test across spaces and pairwise Wilcoxon signed-rank tests with Holm's
@@ -20,8 +25,12 @@ module turns the two into a :class:`StudyReport`:
   scores against the other raters' mean. A space near or above it predicts the panel as
   well as a listener does; differences between spaces up there are within rater
   disagreement (noise);
-- the label-based figures of :mod:`songsim.evaluate` beside the human ones, with their
-  Spearman correlation across spaces.
+- the label-based figures of :mod:`songsim.evaluate` beside the human ones (its album/artist
+  ``overlap@n`` and ``edit_distance@n`` included), with their Spearman correlation with human
+  NDCG@K across spaces.
+
+Edit distance is the one figure where lower is better (:func:`lower_is_better`); the tests
+and the ceiling use NDCG@K only, so no ranking of spaces ever reads it the wrong way round.
 
 Every formula, with the study's K and θ filled in, is in :meth:`StudyReport.formulas` and in
 every export (text, HTML). Figures are unitless, in ``[0, 1]`` except FINE (0–100) and the
@@ -54,17 +63,23 @@ from songsim.metrics import (
     krippendorff_alpha,
     ndcg_at_k,
     ndcg_of_scores,
+    normalised_edit_distance,
     precision_at_k,
+    top_n_overlap,
 )
 from songsim.ratings import latest_ratings, load_ratings
 from songsim.studies import Study, load_study
 
 __all__ = [
     "CI_LEVEL",
+    "REFERENCE_NS",
     "REQUIRED_COLUMNS",
     "StudyReport",
     "figure_names",
+    "reference_figure_names",
     "label_figure_names",
+    "lower_is_better",
+    "panel_reference",
     "bootstrap_ci",
     "holm_adjust",
     "report_from",
@@ -83,6 +98,9 @@ _EXACT_WILCOXON_MAX_N = 50
 #: FINE (0–100) divided by this breaks BROAD ties in the ceiling's ranking without
 #: ever crossing a BROAD step (100 / 1000 < 1)
 _FINE_TIE_SCALE = 1000.0
+#: list lengths of the overlap / edit-distance figures: those of songsim.evaluate.OVERLAP_NS
+#: (not imported: evaluate pulls in the feature/model stack), the siamese work's n = 3, 5, 10
+REFERENCE_NS = (3, 5, 10)
 
 
 def figure_names(k: int) -> list[str]:
@@ -92,10 +110,31 @@ def figure_names(k: int) -> list[str]:
     return list(dict.fromkeys(["ndcg@1", f"ndcg@{k}", f"ndcg_linear@{k}", "map", f"p@{k}", "fine", f"judged@{k}"]))
 
 
+def reference_figure_names(k: int) -> list[str]:
+    """The per-space figures against the panel's reference list (:func:`panel_reference`):
+    ``overlap@n`` then ``edit_distance@n`` for each n of :data:`REFERENCE_NS` with n ≤ ``k``
+    (a study's runs hold only K candidates); empty when ``k`` < 3.
+
+    Kept apart from :func:`figure_names`: ``edit_distance@n`` is lower-is-better, and a
+    query with an empty reference list has no value (while it has an NDCG of 0)."""
+    ns = [n for n in REFERENCE_NS if n <= k]
+    return [f"overlap@{n}" for n in ns] + [f"edit_distance@{n}" for n in ns]
+
+
 def label_figure_names(k: int) -> list[str]:
     """The label-based figures of :func:`songsim.evaluate.evaluate_space` shown beside the
-    human ones (those of a space's figures that exist)."""
-    return [f"genre_p@{k}", f"genre_p@{k}_artist_filtered", f"emotion_p@{k}", "ndcg@6", "map", "pairwise_acc"]
+    human ones (those of a space's figures that exist), evaluate's album/artist-reference
+    ``overlap@n`` and ``edit_distance@n`` at every n of :data:`REFERENCE_NS`: their
+    reference lists come from the labels and run 10 deep whatever the study's K."""
+    return [
+        f"genre_p@{k}", f"genre_p@{k}_artist_filtered", f"emotion_p@{k}", "ndcg@6", "map", "pairwise_acc",
+        *(f"overlap@{n}" for n in REFERENCE_NS), *(f"edit_distance@{n}" for n in REFERENCE_NS),
+    ]
+
+
+def lower_is_better(figure: str) -> bool:
+    """Whether a smaller value of ``figure`` is the better one (edit and year distances)."""
+    return figure.startswith(("edit_distance@", "year_distance@"))
 
 
 # ----------------------------------------------------------------------------------------
@@ -290,6 +329,49 @@ def _run_figures(
     }
 
 
+def panel_reference(grades: Mapping[str, float], fines: Mapping[str, float], *, threshold: float) -> list[str]:
+    """A query's reference list from the panel: its candidates judged relevant, best first.
+
+    Relevant = mean BROAD ≥ ``threshold`` (the binary relevance of MAP and P@K); ordered by
+    mean BROAD descending, ties by mean FINE descending (candidates without one after those
+    with one), then by candidate id, so the list never depends on the order of the ratings.
+
+    Parameters
+    ----------
+    grades : mapping of str to float
+        Mean BROAD (0–2) of each rated candidate of the query.
+    fines : mapping of str to float
+        Mean FINE (0–100) of the rated candidates that have one.
+    threshold : float
+        The study's θ, in mean-BROAD units.
+
+    Returns
+    -------
+    list of str
+        Candidate ids, best first; empty when no candidate reaches θ.
+    """
+    relevant = [c for c, grade in grades.items() if grade >= threshold]
+    return sorted(relevant, key=lambda c: (-grades[c], c not in fines, -fines.get(c, 0.0), str(c)))
+
+
+def _reference_figures(run: Sequence[str], reference: Sequence[str], ns: Sequence[int]) -> dict[str, float]:
+    """``overlap@n`` and ``edit_distance@n`` of one run against one reference list (NaN when
+    the reference is empty), as :func:`songsim.evaluate.evaluate_space` computes them."""
+    figures: dict[str, float] = {}
+    run = list(run)
+    for n in ns:
+        if not reference:
+            overlap = edit = np.nan
+        else:
+            overlap = top_n_overlap(reference[:n], run[:n], n)
+            m = min(n, len(reference), len(run))
+            # an empty run keeps nothing of the reference in place: the worst distance, 1
+            edit = normalised_edit_distance(reference[:m], run[:m]) if m else 1.0
+        figures[f"overlap@{n}"] = overlap
+        figures[f"edit_distance@{n}"] = edit
+    return figures
+
+
 def _per_query(study: Study, pairs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """Long table (query_id, space, figures…) over the rated queries, in study order, and
     the caveats it found (unrated queries, missing runs, queries without relevant items)."""
@@ -302,6 +384,8 @@ def _per_query(study: Study, pairs: pd.DataFrame) -> tuple[pd.DataFrame, list[st
         grades.setdefault(query_id, {})[candidate_id] = float(relevance)
         if not np.isnan(fine):
             fines.setdefault(query_id, {})[candidate_id] = float(fine)
+    reference_names = reference_figure_names(k)
+    ns = [n for n in REFERENCE_NS if n <= k]
     rows: list[dict[str, Any]] = []
     missing_runs: Counter[str] = Counter()
     unrated = no_gain = no_relevant = 0
@@ -316,26 +400,32 @@ def _per_query(study: Study, pairs: pd.DataFrame) -> tuple[pd.DataFrame, list[st
             n_relevant = int(np.sum(ideal >= threshold))
             no_gain += not ideal.any()
             no_relevant += n_relevant == 0
+            query_fines = fines.get(query.query_id, {})
+            reference = panel_reference(query_grades, query_fines, threshold=threshold)
             for space in study.spaces:
                 if space not in query.runs:
                     missing_runs[space] += 1
                     continue
                 figures = _run_figures(
-                    query.runs[space], query_grades, fines.get(query.query_id, {}), ideal, n_relevant, k=k, threshold=threshold
+                    query.runs[space], query_grades, query_fines, ideal, n_relevant, k=k, threshold=threshold
                 )
-                rows.append({"query_id": query.query_id, "space": space, **figures})
+                listed = _reference_figures(query.runs[space], reference, ns)
+                rows.append({"query_id": query.query_id, "space": space, **figures, **{f: listed[f] for f in reference_names}})
     caveats = []
     if unrated:
         caveats.append(f"{unrated} of {len(study.queries)} queries have no rating yet and are left out of every figure.")
     if no_gain:
         caveats.append(f"{no_gain} rated query(ies) have no candidate with mean BROAD > 0: NDCG is 0 for every space there.")
     if no_relevant:
+        left_out = (
+            f"; their reference list is empty, so they are left out of {', '.join(reference_names)}" if reference_names else ""
+        )
         caveats.append(
             f"{no_relevant} rated query(ies) have no candidate with mean BROAD ≥ {threshold:g}: MAP and P@{k} are 0 "
-            f"for every space there."
+            f"for every space there{left_out}."
         )
     caveats += [f"Space {s!r} has no run for {n} rated query(ies); it is scored on the others." for s, n in missing_runs.items()]
-    return pd.DataFrame(rows, columns=["query_id", "space", *figure_names(k)]), caveats
+    return pd.DataFrame(rows, columns=["query_id", "space", *figure_names(k), *reference_names]), caveats
 
 
 def _study_ratings(study: Study, latest: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -479,7 +569,9 @@ def _labels(
     spaces: Sequence[str], human: Mapping[str, float | None], label_figures: Mapping[str, Mapping[str, Any] | str] | None, k: int
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """The labels section (figures per space, Spearman ρ of each with human NDCG@K across
-    spaces) and its table (space × label figures + human NDCG@K)."""
+    spaces) and its table (space × label figures + human NDCG@K). ρ is the plain rank
+    correlation; for a lower-is-better figure (``lower_is_better`` in its entry, e.g.
+    ``edit_distance@n``) agreement with the listeners shows as ρ < 0."""
     human_key = f"ndcg@{k}"
     names = label_figure_names(k)
     if label_figures is None:
@@ -496,7 +588,7 @@ def _labels(
     spearman = {}
     for name in names:
         both = [s for s in figures if name in figures[s] and human.get(s) is not None]
-        entry: dict[str, Any] = {"rho": None, "p": None, "n": len(both), "reason": None}
+        entry: dict[str, Any] = {"rho": None, "p": None, "n": len(both), "reason": None, "lower_is_better": lower_is_better(name)}
         if len(both) < 3:
             entry["reason"] = f"a rank correlation needs ≥ 3 spaces with both figures; {len(both)} have"
         elif len({figures[s][name] for s in both}) < 2 or len({human[s] for s in both}) < 2:
@@ -565,9 +657,12 @@ class StudyReport:
     ----------
     study : Study
     per_query : pd.DataFrame
-        One row per (rated query, space): ``query_id``, ``space`` and :func:`figure_names`.
+        One row per (rated query, space): ``query_id``, ``space``, :func:`figure_names` and
+        :func:`reference_figure_names` (NaN where the query's reference list is empty).
     spaces : dict
-        Space → ``{figure: mean, figure_ci: [low, high], "n_queries": {figure: n}}``.
+        Space → ``{figure: mean, figure_ci: [low, high], "n_queries": {figure: n},
+        "reference_n_queries": {reference figure: n}}`` over the figures of
+        :func:`figure_names` and :func:`reference_figure_names`.
     friedman, pairwise, agreement, labels : dict
         The sections of :meth:`as_dict`.
     problems : list of str
@@ -601,6 +696,11 @@ class StudyReport:
         return int(self.study.k)
 
     @property
+    def reference_figures(self) -> list[str]:
+        """The figures against the panel's reference list (:func:`reference_figure_names`)."""
+        return reference_figure_names(self.k)
+
+    @property
     def ceiling(self) -> float | None:
         """The rater-agreement ceiling in NDCG@K units (None with fewer than two raters)."""
         return self.agreement[f"ceiling_ndcg@{self.k}"]
@@ -608,7 +708,9 @@ class StudyReport:
     # ------------------------------------------------------------------ exports
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: ``{"study", "spaces": {space: {"ndcg@1", "ndcg@K", "ndcg@K_ci": [lo, hi],
-        "ndcg_linear@K", "map", "p@K", "fine", "judged@K", their CIs, "n_queries"}},
+        "ndcg_linear@K", "map", "p@K", "fine", "judged@K", their CIs, "n_queries",
+        "overlap@n", "edit_distance@n" (n = 3, 5, 10 up to K), their CIs,
+        "reference_n_queries"}},
         "friedman", "pairwise", "agreement", "labels", "problems"}`` with K the study's k,
         floats rounded to 4 decimals and undefined values None."""
         return _rounded(
@@ -653,7 +755,8 @@ class StudyReport:
              "for candidate c of query q; FINE(q, c) = mean of their FINE scores (0–100) where given. A candidate in a "
              "space's top K that no one has rated counts as non-relevant (rel = 0) and lowers judged@K."),
             ("queries", "Every figure is the mean over the study's queries with at least one rating (unrated queries "
-             "are left out); each figure's number of queries is n_queries."),
+             "are left out); each figure's number of queries is n_queries (reference_n_queries for overlap@n and "
+             "edit_distance@n, which also leave out the queries whose reference list is empty)."),
             (f"ndcg@{k}", f"DCG@{k} = Σ_{{i=1..min({k}, n)}} (2^rel_i − 1) / log2(i + 1) over the space's ranked "
              f"candidates; NDCG@{k} = DCG@{k} / IDCG@{k}, with IDCG@{k} the DCG@{k} of all rated candidates of the "
              f"query (from every space's run) sorted by rel: one ideal for every space, so spaces are comparable. "
@@ -669,6 +772,7 @@ class StudyReport:
             ("fine", f"mean FINE(q, c) over the rated candidates of the top {k} that have a FINE score, then over "
              f"queries (queries without any are left out)."),
             (f"judged@{k}", f"share of the space's top {k} (of the candidates its run has) rated by at least one rater."),
+            *self._reference_formulas(),
             ("CI", f"{CI_LEVEL:.0%} percentile bootstrap over queries: {self.n_boot} resamples of the queries with "
              f"replacement (seed {self.seed}), the mean recomputed on each; the interval is their {50 * (1 - CI_LEVEL):g}th and "
              f"{100 - 50 * (1 - CI_LEVEL):g}th percentiles. Every space is resampled on the same queries."),
@@ -693,20 +797,45 @@ class StudyReport:
              f"panel as well as a listener does, and differences between spaces up there are within rater "
              f"disagreement."),
             ("labels", f"label-based figures of the same spaces (songsim.evaluate: a neighbour is relevant when it "
-             f"shares the query's genre or emotion) and their Spearman ρ with human NDCG@{k} across spaces "
-             f"(needs ≥ 3 spaces)."),
+             f"shares the query's genre or emotion; for its overlap@n and edit_distance@n, n = 3, 5, 10, the reference "
+             f"list is the query's same-album, then same-artist songs) and their plain Spearman ρ with human NDCG@{k} "
+             f"across spaces (needs ≥ 3 spaces). edit_distance@n is lower-is-better, so there agreement with the "
+             f"listeners shows as ρ < 0."),
+        ]
+
+    def _reference_formulas(self) -> list[tuple[str, str]]:
+        """The definitions of the figures against the panel's reference list."""
+        k, theta = self.k, self.study.relevance_threshold
+        ns = [n for n in REFERENCE_NS if n <= k]
+        shown = ", ".join(map(str, ns)) if ns else f"none: every n of {', '.join(map(str, REFERENCE_NS))} exceeds K = {k}"
+        return [
+            ("panel reference", f"the reference list of query q = its rated candidates with rel(q, c) ≥ θ = {theta:g}, "
+             f"ordered by rel descending, ties by FINE descending (candidates without FINE after those with one), "
+             f"then by candidate id. It is the panel's own ranking of the pooled candidates; a query with an empty "
+             f"reference list (no relevant candidate) is left out of overlap@n and edit_distance@n. Reported for "
+             f"n ∈ {{3, 5, 10}} with n ≤ K (a run holds K candidates): n = {shown}. The artist-similarity protocol of "
+             f"the siamese work, as in songsim.evaluate."),
+            ("overlap@n", "O@n = |ref_{1..n} ∩ run_{1..n}| / |ref_{1..n}|: the share of the reference top n found in "
+             "the space's top n, in any order (a reference shorter than n is scored on what it has, so 1 is "
+             "reachable). 1 = all found; higher is better."),
+            ("edit_distance@n", "NED@n = lev(ref_{1..m}, run_{1..m}) / m with m = min(n, |ref|, |run|) and lev the "
+             "Levenshtein distance (insertions, deletions, substitutions of one candidate, each costing 1): 0 = the "
+             "same candidates in the same order, 1 = none in place (also for an empty run). Lower is better; no test "
+             "or ranking of spaces in this report uses it."),
         ]
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        """Every table: ``spaces`` (figures, CI bounds ``<figure>_ci_low/high``, ``<figure>_n``),
+        """Every table: ``spaces`` (figures, the reference-list figures included, CI bounds
+        ``<figure>_ci_low/high``, ``<figure>_n``),
         ``per_query``, ``pairwise``, ``raters``, ``labels``, ``pairs``."""
         rows = []
         for space, summary in self.spaces.items():
             row: dict[str, Any] = {"space": space}
-            for figure in figure_names(self.k):
+            counts = {**summary["n_queries"], **summary["reference_n_queries"]}
+            for figure in [*figure_names(self.k), *self.reference_figures]:
                 low, high = summary[f"{figure}_ci"] or (None, None)
                 row.update({figure: summary[figure], f"{figure}_ci_low": low, f"{figure}_ci_high": high,
-                            f"{figure}_n": summary["n_queries"][figure]})
+                            f"{figure}_n": counts[figure]})
             rows.append(row)
         return {
             "spaces": pd.DataFrame(rows),
@@ -741,6 +870,22 @@ class StudyReport:
             row["queries"] = summary["n_queries"][f"ndcg@{k}"]
             rows.append(row)
         return pd.DataFrame(rows, columns=["space", *figure_names(k), "queries"])
+
+    def display_reference(self) -> pd.DataFrame:
+        """The per-space table of the figures against the panel's reference list for people:
+        ``value [low, high]`` per figure (edit distance marked lower-is-better) and the
+        queries used; no figure columns when K < 3."""
+        names = self.reference_figures
+        headers = {f: f"{f} (↓ better)" if lower_is_better(f) else f for f in names}
+        rows = []
+        for space, summary in self.spaces.items():
+            row: dict[str, Any] = {"space": space}
+            for figure in names:
+                ci = summary[f"{figure}_ci"]
+                row[headers[figure]] = _fmt(summary[figure]) + (f" [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "")
+            row["queries"] = summary["reference_n_queries"][names[0]] if names else 0
+            rows.append(row)
+        return pd.DataFrame(rows, columns=["space", *headers.values(), "queries"])
 
     def display_matrix(self, key: str) -> pd.DataFrame:
         """A pairwise matrix (``p``, ``p_holm``, ``mean_difference``, ``n``) for people."""
@@ -780,19 +925,35 @@ class StudyReport:
             f"{agreement['ceiling_n']} (rater, query) cells."
             if self.ceiling is not None else f"Ceiling: — ({reasons[ceiling_key]})."
         )
-        for name, entry in self.labels["spearman"].items():
+        if not self.reference_figures:
             lines.append(
-                f"Spearman ρ({name}, human ndcg@{k}) = {_fmt(entry['rho'])}, {_p_clause(entry['p'])}, n = {entry['n']} spaces."
+                f"Top-n overlap and edit distance against the panel's reference list: not reported — they need "
+                f"n ≤ K with n in {', '.join(map(str, REFERENCE_NS))}, and this study's K is {k}."
+            )
+        for name, entry in self.labels["spearman"].items():
+            direction = " (lower is better: agreement shows as ρ < 0)" if entry.get("lower_is_better") else ""
+            lines.append(
+                f"Spearman ρ({name}, human ndcg@{k}) = {_fmt(entry['rho'])}, {_p_clause(entry['p'])}, "
+                f"n = {entry['n']} spaces{direction}."
                 if entry["rho"] is not None else f"Spearman ρ({name}, human ndcg@{k}): — ({entry['reason']})."
             )
         lines += self.labels["notes"]
         return lines
+
+    def reference_caption(self) -> str:
+        """One line naming the panel's reference list, for the table of :meth:`display_reference`."""
+        return (
+            f"Against the panel's reference list (candidates with mean BROAD ≥ θ = {self.study.relevance_threshold:g}, "
+            f"by mean BROAD then FINE; {CI_LEVEL:.0%} bootstrap CI; queries with an empty list left out)"
+        )
 
     def format_text(self) -> str:
         """The report for a terminal: settings, per-space table with CIs, tests, agreement,
         label correlation, problems, definitions."""
         lines = [f"{key}: {value}" for key, value in self.settings().items()] + [""]
         lines += [self.display_spaces().to_string(index=False), ""]
+        if self.reference_figures:
+            lines += [self.reference_caption() + ":", self.display_reference().to_string(index=False), ""]
         lines += self.summary_lines()
         if len(self.spaces) > 1:
             lines += ["", f"Pairwise Wilcoxon on ndcg@{self.k}, Holm-adjusted p (row vs column):",
@@ -807,8 +968,9 @@ class StudyReport:
 
     # ------------------------------------------------------------------ figures
     def bars_figure(self, metric: str | None = None) -> go.Figure:
-        """Per-space bars of ``metric`` (default NDCG@K) with CI whiskers; for NDCG@K the
-        rater-agreement ceiling is a dashed horizontal line."""
+        """Per-space bars of ``metric`` (default NDCG@K; any of :func:`figure_names` or
+        :func:`reference_figure_names`) with CI whiskers; for NDCG@K the rater-agreement
+        ceiling is a dashed horizontal line. The title says when lower is better."""
         metric = metric or f"ndcg@{self.k}"
         spaces = list(self.spaces)
         values = np.array([_plain(self.spaces[s][metric]) for s in spaces], dtype=np.float64)
@@ -827,16 +989,18 @@ class StudyReport:
                 annotation_text=f"rater ceiling {self.ceiling:.2f}", annotation_position="top left",
             )
         top = 100.0 if metric == "fine" else 1.05
+        direction = ", lower is better" if lower_is_better(metric) else ""
         figure.update_layout(
             height=380, margin=dict(l=10, r=10, t=40, b=10), showlegend=False,
-            title=f"{metric} by space ({CI_LEVEL:.0%} bootstrap CI over queries)",
+            title=f"{metric} by space ({CI_LEVEL:.0%} bootstrap CI over queries{direction})",
             yaxis=dict(title=metric, range=[0, top]),
         )
         return figure
 
     def heatmap_figure(self, metric: str | None = None) -> go.Figure:
         """Per-query ``metric`` (default NDCG@K) as a heatmap: queries (rows, study order) ×
-        spaces (columns); a blank cell is a query the space has no value for."""
+        spaces (columns); a blank cell is a query the space has no value for. The bright end of
+        the scale is always the better one (reversed for a lower-is-better figure)."""
         metric = metric or f"ndcg@{self.k}"
         matrix = self.per_query.pivot(index="query_id", columns="space", values=metric)
         order = [q.query_id for q in self.study.queries]
@@ -845,7 +1009,7 @@ class StudyReport:
         figure = go.Figure(
             go.Heatmap(
                 z=matrix.to_numpy(), x=list(matrix.columns), y=list(matrix.index), zmin=0, zmax=zmax,
-                colorscale="Viridis", colorbar=dict(title=metric),
+                colorscale="Viridis_r" if lower_is_better(metric) else "Viridis", colorbar=dict(title=metric),
                 hovertemplate="query %{y}<br>%{x}: %{z:.3f}<extra></extra>",
             )
         )
@@ -879,6 +1043,8 @@ class StudyReport:
             "<h2>Problems</h2>", items(self.problems) if self.problems else "<p>None.</p>",
             f"<h2>NDCG@{self.k} by space</h2>", self.bars_figure().to_html(full_html=False, include_plotlyjs=True),
             "<h2>Per space</h2>", table(self.display_spaces()),
+            *(["<h2>Against the panel's reference list</h2>", f"<p>{html.escape(self.reference_caption())}.</p>",
+               table(self.display_reference())] if self.reference_figures else []),
             "<h2>Per query</h2>", self.heatmap_figure().to_html(full_html=False, include_plotlyjs=False),
             "<h2>Significance and agreement</h2>", items(self.summary_lines()),
             f"<h2>Pairwise tests (ndcg@{self.k})</h2>", pairwise,
@@ -946,7 +1112,8 @@ def report_from(
     ratings, rating_caveats = _study_ratings(study, latest)
     pairs = _pair_table(ratings, float(study.relevance_threshold))
     per_query, query_caveats = _per_query(study, pairs)
-    figures = figure_names(k)
+    human_figures, reference_figures = figure_names(k), reference_figure_names(k)
+    figures = [*human_figures, *reference_figures]  # one bootstrap: every figure on the same resamples
     rated_queries = list(dict.fromkeys(per_query["query_id"]))
     wide = {f: per_query.pivot(index="query_id", columns="space", values=f).reindex(index=rated_queries, columns=study.spaces)
             for f in figures}
@@ -959,12 +1126,15 @@ def report_from(
     spaces: dict[str, dict[str, Any]] = {}
     for j, space in enumerate(study.spaces):
         summary: dict[str, Any] = {}
+        n_queries: dict[str, int] = {}
         for i, figure in enumerate(figures):
             column = i * len(study.spaces) + j
             ci = cis[column]
             summary[figure] = _plain(means[column])
             summary[f"{figure}_ci"] = None if np.isnan(ci).any() else [float(ci[0]), float(ci[1])]
-        summary["n_queries"] = {figure: int(counts[i * len(study.spaces) + j]) for i, figure in enumerate(figures)}
+            n_queries[figure] = int(counts[column])
+        summary["n_queries"] = {f: n_queries[f] for f in human_figures}
+        summary["reference_n_queries"] = {f: n_queries[f] for f in reference_figures}
         spaces[space] = summary
     metric = f"ndcg@{k}"
     friedman = _friedman(wide[metric], metric)
