@@ -1,6 +1,6 @@
 """Feature extraction throughput against the floor of decoding plus one mel spectrogram.
 
-    python -m bench.bench_features [DIR] [--clips 32] [--jobs N]
+    python -m bench.bench_features [DIR] [--clips 32] [--jobs N] [--dask local|tcp://HOST:8786]
 
 DIR is a catalogue folder (its first ``--clips`` tracks with distinct audio are used; default:
 the demo under $SONGSIM_HOME when it exists, else a small demo rendered into a temporary
@@ -17,6 +17,12 @@ Everything is measured in one run, on the same clips, with BLAS on one thread:
    job (in this process, one core), and ``handcrafted`` with ``--jobs`` worker processes
    (default: every core; the pool is warmed on a throwaway cache first, as it is after the
    first build in a process).
+3. with ``--dask``: ``handcrafted`` on a Dask distributed cluster, the same clips into an empty
+   cache (the workers compute, this process writes the cache). ``--dask local`` starts a
+   ``LocalCluster`` on loopback with ``--jobs`` single-threaded worker processes -- the same
+   cores as the loky pool, so the two figures show the cost of Dask's scheduling and of
+   shipping every array back; ``--dask tcp://HOST:8786`` uses a running cluster (its workers
+   count as the jobs). Its workers are warmed on a throwaway cache first, like the pool.
 
 Reported: clips/s (wall), clips/s per core (``clips/s / jobs``), and ``ratio_to_floor`` =
 clips/s per core of the extraction / clips/s of the floor (1.0 = extraction costs no more
@@ -39,6 +45,36 @@ from songsim.audio import file_fingerprint, load_clip
 from songsim.catalogue import load_catalogue
 from songsim.config import single_threaded_blas
 from songsim.features import extract_features, handcrafted_features, log_mel_spectrogram
+
+
+def _warm_worker(path: str) -> None:
+    """Run on each Dask worker before timing: one handcrafted extraction, in the worker."""
+    from songsim.features import _compute
+
+    _compute(path, "handcrafted")
+
+
+def dask_extraction(address: str, jobs: int, paths: list[str], fingerprints: list[str], workdir: Path) -> tuple[float, int, str]:
+    """Wall seconds of ``handcrafted`` extraction on a Dask cluster (warmed first), its number
+    of workers and the scheduler address; ``address="local"`` starts a LocalCluster of ``jobs``
+    single-threaded worker processes for the measurement."""
+    from distributed import Client, LocalCluster
+
+    cluster = None
+    if address == "local":
+        cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None)
+        address = cluster.scheduler_address
+    try:
+        with Client(address, set_as_default=False) as client:
+            n_workers = len(client.scheduler_info()["workers"])
+            client.run(_warm_worker, os.path.abspath(paths[0]))  # every worker: imports, numba caches
+        extract_features(paths[:n_workers], fingerprints[:n_workers], kind="handcrafted", cache_dir=workdir / "warm-dask", dask_address=address)
+        wall = time.perf_counter()
+        extract_features(paths, fingerprints, kind="handcrafted", cache_dir=workdir / "cache-dask", dask_address=address)
+        return time.perf_counter() - wall, n_workers, address
+    finally:
+        if cluster is not None:
+            cluster.close()
 
 
 def source_clips(directory: str | None, n_clips: int, workdir: Path) -> tuple[list[str], str]:
@@ -87,6 +123,8 @@ def main() -> None:
     parser.add_argument("dir", nargs="?", default=None)
     parser.add_argument("--clips", type=int, default=32)
     parser.add_argument("--jobs", type=int, default=None, help="worker processes (default: every core)")
+    parser.add_argument("--dask", default=None, metavar="ADDRESS",
+                        help="also time extraction on a Dask cluster: 'local' (a LocalCluster of --jobs workers) or tcp://HOST:8786")
     args = parser.parse_args()
     jobs = args.jobs or len(os.sched_getaffinity(0))
     load_at_start = os.getloadavg()[0]
@@ -103,6 +141,7 @@ def main() -> None:
         one_job = {kind: extraction(paths, fingerprints, kind, 1, tmp / f"cache-{kind}") for kind in ("handcrafted", "mel")}
         extract_features(paths[:8], fingerprints[:8], kind="handcrafted", cache_dir=tmp / "warm-pool", n_jobs=jobs)
         parallel = extraction(paths, fingerprints, "handcrafted", jobs, tmp / "cache-parallel")
+        on_dask = dask_extraction(args.dask, jobs, paths, fingerprints, tmp) if args.dask else None
         floor_after = floor_pass(paths)
 
     floor_s = (floor_before[0] + floor_after[0]) / 2
@@ -117,6 +156,17 @@ def main() -> None:
             out["cpu_ratio_to_floor"] = round(floor_cpu_s / cpu_s, 3)
         return out
 
+    extraction_figures = {
+        "handcrafted": figures(one_job["handcrafted"][0], 1, one_job["handcrafted"][1]),
+        "mel": figures(one_job["mel"][0], 1, one_job["mel"][1]),
+        f"handcrafted_{jobs}_jobs": figures(parallel[0], jobs),
+    }
+    if on_dask is not None:
+        wall_s, n_workers, address = on_dask
+        extraction_figures[f"handcrafted_dask_{n_workers}_workers"] = {
+            "scheduler": "LocalCluster on loopback" if args.dask == "local" else address,
+            **figures(wall_s, max(n_workers, 1)),
+        }
     print(json.dumps({
         "clips": n,
         "clip_duration_s": config.CLIP_DURATION_S,
@@ -127,11 +177,7 @@ def main() -> None:
             "seconds_before_after": [round(floor_before[0], 2), round(floor_after[0], 2)],
             "cpu_clips_per_s": round(n / floor_cpu_s, 2),
         },
-        "extraction": {
-            "handcrafted": figures(one_job["handcrafted"][0], 1, one_job["handcrafted"][1]),
-            "mel": figures(one_job["mel"][0], 1, one_job["mel"][1]),
-            f"handcrafted_{jobs}_jobs": figures(parallel[0], jobs),
-        },
+        "extraction": extraction_figures,
         "machine": {"cpus": os.cpu_count(), "load_avg_1m_at_start": round(load_at_start, 2),
                     "load_avg_1m_at_end": round(os.getloadavg()[0], 2), "python": platform.python_version(),
                     "platform": platform.platform()},

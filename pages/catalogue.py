@@ -180,7 +180,11 @@ with st.form("import"):
         help="Where tracks.csv and the derived files (.songsim/) go. Empty: a folder named after the audio folder under songsim's home.",
         key="import-target",
     )
-    replace = st.checkbox("Replace an existing tracks.csv in that folder", key="import-replace")
+    replace = st.checkbox(
+        "Re-import over an existing tracks.csv in that folder",
+        key="import-replace",
+        help="For a collection that grew or changed: the build cache is kept, so the next build analyses only new or changed audio.",
+    )
     submitted = st.form_submit_button("Import", type="primary")
 
 if submitted:
@@ -199,7 +203,7 @@ if submitted:
         if target is None:
             pass
         elif (target / TRACKS_CSV).exists() and not replace:
-            st.error(f"{target / TRACKS_CSV} already exists: tick “Replace an existing tracks.csv” to overwrite it, or choose another catalogue folder.")
+            st.error(f"{target / TRACKS_CSV} already exists: tick “Re-import over an existing tracks.csv” to re-import (the build cache is kept), or choose another catalogue folder.")
         else:
             bar = st.progress(0.0, text=f"Scanning {audio_dir}…")
             last_draw = [0.0]

@@ -8,20 +8,24 @@ the whole set), and a crash loses nothing already stored: every file is written 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from filelock import FileLock, Timeout
 
 from songsim import config
+from songsim.config import DEFAULT_MAP_METHODS
 from songsim import literature  # noqa: F401 - registers the literature's spaces (it imports, so follows, the learned ones)
 from songsim.catalogue import Catalogue, load_catalogue
-from songsim.features import extract_features
+from songsim.errors import SongsimError
+from songsim.features import extract_features, feature_backend
 from songsim.files import read_json, write_json
 from songsim.learned import LearnedSpace, TrainingOptions  # also registers the learned spaces and the ae2d map
-from songsim.maps import FittedMap, fit_map, load_map, save_map
+from songsim.maps import MAP_SAMPLE_SIZE, FittedMap, fit_map, load_map, save_map
 from songsim.measure import metadata_matrix
 from songsim.neighbours import make_index
 from songsim.spaces import (
@@ -36,8 +40,6 @@ from songsim.spaces import (
     stored_meta,
 )
 
-#: map methods fitted by a build, for every space
-DEFAULT_MAP_METHODS = ("pca", "umap", "tsne")
 #: the app's demo is FLAC: Vorbis encoding would double the first start on 2 cores (~210 MB)
 DEMO_AUDIO_FORMAT = "flac"
 #: spaces the app builds on first start (fast: no training); others are built on request
@@ -57,11 +59,24 @@ class BuildReport:
     built: list[str] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
+    #: feature kind → {"computed": tracks analysed by this build, "reused": tracks found in the cache}
+    features: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: where missing features are computed: "local, N processes" or "dask tcp://HOST:8786"
+    feature_backend: str = ""
+
+    def count_features(self, kind: str, *, cached: int, total: int) -> None:
+        """Record one extraction of ``kind``: ``cached`` of ``total`` tracks were in the cache
+        (a kind extracted again for another space counts its tracks once, as reused)."""
+        counts = self.features.setdefault(kind, {"computed": 0, "reused": 0})
+        if counts["computed"] + counts["reused"] == 0:
+            counts.update(computed=total - cached, reused=cached)
 
     def as_dict(self) -> dict:
         return {
             "n_tracks": self.n_tracks,
             "stage_seconds": {k: round(v, 2) for k, v in self.stage_seconds.items()},
+            "features": self.features,
+            "feature_backend": self.feature_backend,
             "built": self.built,
             "reused": self.reused,
             "skipped": self.skipped,
@@ -82,7 +97,8 @@ def space_inputs(
     keys: Sequence[str],
     dependency_vectors: Callable[[str], np.ndarray],
     n_jobs: int | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
+    dask_address: str | None = None,
 ) -> dict[str, Any]:
     """The inputs a space consumes (see :mod:`songsim.spaces`) for m songs.
 
@@ -95,6 +111,13 @@ def space_inputs(
     dependency_vectors : callable
         ``dependency_vectors(space_name) -> (m, dim)``: the songs in another space, for
         ``"space:<name>"`` inputs (catalogue vectors, or an upload embedded there).
+    on_progress : callable, optional
+        ``on_progress(feature_kind, n_tracks_done, n_tracks)`` during feature extraction; its
+        first call for a kind counts the tracks already in the cache as done.
+    n_jobs, dask_address : optional
+        Where missing features are computed: ``n_jobs`` local processes (default: every
+        core), or the Dask cluster whose scheduler is at ``dask_address``
+        (:func:`songsim.features.extract_features`).
     """
     values: dict[str, Any] = {}
     for name in space_cls.inputs:
@@ -105,7 +128,8 @@ def space_inputs(
                 kind=name,
                 cache_dir=features_cache_dir(catalogue),
                 n_jobs=n_jobs,
-                on_progress=on_progress,
+                dask_address=dask_address,
+                on_progress=None if on_progress is None else (lambda done, total, kind=name: on_progress(kind, done, total)),
                 mmap_mode=None if name == "handcrafted" else "r",
             )
         elif name == "metadata":  # catalogue row by track id or identical audio, else measured
@@ -131,22 +155,33 @@ def map_path(catalogue: Catalogue, space_name: str, method: str) -> Path:
     return space_dir(catalogue.derived_dir, space_name) / "maps" / f"{method}.pkl"
 
 
-def map_is_current(catalogue: Catalogue, space_name: str, method: str, *, seed: int = 0) -> bool:
-    """Whether the stored map was fitted on the space's current fit."""
+#: the label a large catalogue's map sample is stratified by (when the catalogue has it)
+MAP_SAMPLE_STRATA = "genre"
+
+
+def map_fit_key(catalogue: Catalogue, space_name: str, method: str, *, seed: int = 0) -> str:
+    """The key a map fitted now would be stored with: the space's stored fit key, the method,
+    the seed and the sampling rule for large catalogues (size and strata; maps.py docstring)."""
     key = stored_fit_key(space_dir(catalogue.derived_dir, space_name))
+    return f"{key}-{method}-seed{seed}-sample{MAP_SAMPLE_SIZE}-by-{MAP_SAMPLE_STRATA}"
+
+
+def map_is_current(catalogue: Catalogue, space_name: str, method: str, *, seed: int = 0) -> bool:
+    """Whether the stored map was fitted on the space's current fit, with today's rule."""
     meta = read_json(map_path(catalogue, space_name, method).with_suffix(".json")) or {}
-    return meta.get("fit_key") == f"{key}-{method}-seed{seed}"
+    return meta.get("fit_key") == map_fit_key(catalogue, space_name, method, seed=seed)
 
 
 def fit_and_store_map(catalogue: Catalogue, space: Space, method: str, *, seed: int = 0) -> FittedMap:
-    """Fit a 2-D map of ``space`` and store it beside the space (atomically)."""
-    fitted = fit_map(space.vectors_, method=method, seed=seed)
+    """Fit a 2-D map of ``space`` and store it beside the space (atomically). Above
+    :data:`~songsim.maps.MAP_SAMPLE_SIZE` tracks the fitted sample keeps the genres' shares."""
+    strata = catalogue.labels(MAP_SAMPLE_STRATA) if catalogue.has_labels(MAP_SAMPLE_STRATA) else None
+    fitted = fit_map(space.vectors_, method=method, seed=seed, strata=strata)
     path = map_path(catalogue, space.name, method)
     save_map(fitted, path)
-    key = stored_fit_key(space_dir(catalogue.derived_dir, space.name))
     write_json(
         path.with_suffix(".json"),
-        {"fit_key": f"{key}-{method}-seed{seed}", "trustworthiness": float(fitted.trustworthiness_)},
+        {"fit_key": map_fit_key(catalogue, space.name, method, seed=seed), "trustworthiness": float(fitted.trustworthiness_)},
     )
     return fitted
 
@@ -172,6 +207,7 @@ def build(
     n_jobs: int | None = None,
     on_progress: ProgressFn | None = None,
     training: TrainingOptions | None = None,
+    dask_address: str | None = None,
 ) -> BuildReport:
     """Build (or bring up to date) everything the app and CLI need for the catalogue at ``root``.
 
@@ -185,6 +221,11 @@ def build(
         Seed of every stochastic fit.
     n_jobs : int, optional
         Processes for feature extraction (default: every core).
+    dask_address : str, optional
+        Scheduler address of a Dask distributed cluster (``"tcp://HOST:8786"``) that computes
+        the missing features instead of local processes; the audio must be mounted at the
+        same path on every worker, and this process writes the cache
+        (:func:`songsim.features.extract_features`).
     on_progress : callable, optional
         ``on_progress(stage, fraction_done, message)``.
     training : songsim.learned.TrainingOptions, optional
@@ -195,9 +236,32 @@ def build(
     started = time.perf_counter()
     report_progress("catalogue", 0.0, "checking tracks.csv and audio files")
     catalogue = load_catalogue(root, check_audio=True)
+    with _build_lock(catalogue, report_progress):
+        removed = remove_stale_temporaries(catalogue.derived_dir)
+        if removed:
+            report_progress("catalogue", 0.0, f"removed {removed} half-written files left by an interrupted build")
+        return _build_locked(
+            catalogue, spaces=spaces, map_methods=map_methods, seed=seed, n_jobs=n_jobs,
+            report_progress=report_progress, training=training, started=started, dask_address=dask_address,
+        )
+
+
+def _build_locked(
+    catalogue: Catalogue,
+    *,
+    spaces: Sequence[str] | None,
+    map_methods: Sequence[str],
+    seed: int,
+    n_jobs: int | None,
+    report_progress: ProgressFn,
+    training: TrainingOptions | None,
+    started: float,
+    dask_address: str | None = None,
+) -> BuildReport:
+    """The body of :func:`build`, run while holding the catalogue's build lock."""
     fingerprints = catalogue.audio_fingerprints()
     catalogue_key = catalogue.fingerprint(fingerprints)
-    report = BuildReport(n_tracks=len(catalogue))
+    report = BuildReport(n_tracks=len(catalogue), feature_backend=feature_backend(n_jobs=n_jobs, dask_address=dask_address))
     report.stage_seconds["catalogue"] = time.perf_counter() - started
 
     names = list(spaces) if spaces is not None else space_names()
@@ -217,8 +281,9 @@ def build(
         folder = space_dir(catalogue.derived_dir, cls.name)
         options = replace(training or TrainingOptions(), catalogue_fingerprint=catalogue_key)
         key = current_fit_key(cls, catalogue, catalogue_key, seed=seed, training=options)
-        if stored_fit_key(folder) == key:
-            fitted_spaces[cls.name] = load_space(folder)
+        stored = _load_current_space(folder, key)
+        if stored is not None:
+            fitted_spaces[cls.name] = stored
             report.reused.append(cls.name)
             continue
         report_progress(stage, 0.0, f"{cls.name}: computing inputs for {len(catalogue)} tracks")
@@ -230,8 +295,10 @@ def build(
             keys=catalogue.track_ids,
             dependency_vectors=lambda name: fitted_spaces[name].vectors_,
             n_jobs=n_jobs,
-            on_progress=lambda done, total, name=cls.name: report_progress(
-                "features", done / max(total, 1), f"{name}: features {done}/{total} tracks"
+            dask_address=dask_address,
+            on_progress=lambda kind, done, total, name=cls.name: (
+                report.count_features(kind, cached=done, total=total),
+                report_progress("features", done / max(total, 1), f"{name}: {kind} features {done}/{total} tracks ({report.feature_backend})"),
             ),
         )
         report_progress(stage, 0.5, f"{cls.name}: fitting")
@@ -257,6 +324,63 @@ def build(
     report_progress("done", 1.0, f"built {len(report.built)}, reused {len(report.reused)}")
     report.stage_seconds["total"] = time.perf_counter() - started
     return report
+
+
+#: a build waits this long for another build of the same catalogue before giving up
+BUILD_LOCK_TIMEOUT_S = 6 * 3600.0
+#: half-written temporaries (:func:`songsim.files.atomic_write`) older than this are debris
+#: of a killed process; younger ones may belong to a live writer outside the build (an upload)
+STALE_TEMPORARY_AGE_S = 60.0
+
+
+@contextmanager
+def _build_lock(catalogue: Catalogue, report_progress: ProgressFn) -> Iterator[None]:
+    """Hold ``<catalogue>/.songsim/build.lock``: two builds of one catalogue (the app and the
+    CLI, two app sessions) run one after the other instead of fitting the same stages twice.
+    The lock is released when its process dies, so a killed build never blocks the next."""
+    catalogue.derived_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(catalogue.derived_dir / "build.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        report_progress("catalogue", 0.0, "waiting for another build of this catalogue to finish")
+        try:
+            lock.acquire(timeout=BUILD_LOCK_TIMEOUT_S)
+        except Timeout:
+            raise SongsimError(
+                f"{catalogue.root}: another build has held {lock.lock_file} for {BUILD_LOCK_TIMEOUT_S / 3600:.0f} h. "
+                "Stop that build (or the app running it) and build again."
+            ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def remove_stale_temporaries(folder: Path, *, min_age_s: float = STALE_TEMPORARY_AGE_S) -> int:
+    """Delete the hidden ``.<name>.<hex>.tmp`` files that :func:`songsim.files.atomic_write`
+    leaves when its process is killed mid-write, under ``folder``; returns how many."""
+    now = time.time()
+    removed = 0
+    for path in folder.rglob(".*.tmp"):
+        try:
+            if now - path.stat().st_mtime >= min_age_s:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:  # its writer finished meanwhile
+            continue
+    return removed
+
+
+def _load_current_space(folder: Path, key: str) -> Space | None:
+    """The space stored in ``folder`` if it was fitted with ``key`` and loads; ``None`` means
+    fit it (again): a stored file that no longer loads is refitted, not an error."""
+    if stored_fit_key(folder) != key:
+        return None
+    try:
+        return load_space(folder)
+    except SongsimError:
+        return None
 
 
 def current_fit_key(

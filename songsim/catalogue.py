@@ -110,6 +110,10 @@ class Catalogue:
         """Track ids in row order."""
         return list(self.tracks["track_id"])
 
+    def track_id_at(self, row: int) -> str:
+        """The track id of catalogue row ``row`` (O(1), unlike indexing :attr:`track_ids`)."""
+        return str(self.tracks["track_id"].iat[row])
+
     @property
     def derived_dir(self) -> Path:
         """``<root>/.songsim``: where every derived file of this catalogue lives."""

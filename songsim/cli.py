@@ -1,8 +1,9 @@
 """``python -m songsim`` — batch work without the app.
 
     python -m songsim demo DIR                     make the demo catalogue in DIR
-    python -m songsim build DIR [--spaces a,b]     features, spaces, maps (incremental)
-    python -m songsim train DIR [--spaces a,b] [--device cpu|cuda|mps] [--epochs N]
+    python -m songsim build DIR [--spaces a,b] [--maps pca,umap,tsne] [--jobs N | --dask tcp://HOST:8786]
+                                                   features, spaces, maps (incremental)
+    python -m songsim train DIR [--spaces a,b] [--device cpu|cuda|mps] [--epochs N] [--dask ADDRESS]
                                                    train the learned spaces (maps: build, or on first view)
     python -m songsim query DIR (--track ID | --audio FILE) [--space NAME] [-k 5]
                             [--metric cosine|euclidean] [--exclude-artist] --json
@@ -35,7 +36,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from songsim import config
-from songsim.config import single_threaded_blas
+from songsim.config import DEFAULT_MAP_METHODS, single_threaded_blas
 from songsim.errors import SongsimError
 
 
@@ -82,13 +83,27 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _map_methods(text: str) -> tuple[str, ...]:
+    """``--maps`` as a tuple of registered map methods ("" or "none": no maps)."""
+    from songsim.maps import map_methods
+
+    methods = tuple(m.strip() for m in text.split(",") if m.strip() and m.strip() != "none")
+    unknown = [m for m in methods if m not in map_methods()]
+    if unknown:
+        raise SongsimError(f"Unknown map method {', '.join(unknown)}: use any of {', '.join(map_methods())}, comma-separated, or none.")
+    return methods
+
+
 def _cmd_build(args: argparse.Namespace) -> int:
     from songsim.build import build
 
-    update, bar = _progress_bar("building")
+    update, bar = _progress_bar(f"building (features on dask {args.dask})" if args.dask else "building")
     spaces = args.spaces.split(",") if args.spaces else None
     with bar:
-        report = build(args.dir, spaces=spaces, seed=args.seed, n_jobs=args.jobs, on_progress=update)
+        report = build(
+            args.dir, spaces=spaces, map_methods=_map_methods(args.maps), seed=args.seed, n_jobs=args.jobs,
+            on_progress=update, dask_address=args.dask,
+        )
     print(json.dumps(report.as_dict(), indent=2))
     return 0
 
@@ -109,7 +124,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     options = TrainingOptions(device=args.device, max_epochs=args.epochs, on_epoch=on_epoch)
     with bar:
         report = build(
-            args.dir, spaces=spaces, map_methods=(), seed=args.seed, n_jobs=args.jobs, on_progress=update, training=options
+            args.dir, spaces=spaces, map_methods=(), seed=args.seed, n_jobs=args.jobs, on_progress=update, training=options,
+            dask_address=args.dask,
         )
     for name, reason in report.skipped.items():
         print(f"skipped {name}: {reason}", file=sys.stderr)
@@ -376,6 +392,14 @@ def _add_import_and_bench_parsers(sub: argparse._SubParsersAction) -> None:
     index.set_defaults(run=_cmd_bench_index)
 
 
+def _add_dask_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dask", default=None, metavar="ADDRESS",
+        help="extract features on the Dask cluster whose scheduler is at ADDRESS, e.g. tcp://HOST:8786 "
+        "(audio mounted at the same path on every worker; see README)",
+    )
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m songsim", description="Listening-based evaluation of song similarity.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -395,6 +419,11 @@ def make_parser() -> argparse.ArgumentParser:
     build.add_argument("--spaces", default=None, help="comma-separated space names (default: all)")
     build.add_argument("--seed", type=int, default=0)
     build.add_argument("--jobs", type=int, default=None, help="processes for feature extraction (default: every core)")
+    build.add_argument(
+        "--maps", default=",".join(DEFAULT_MAP_METHODS), metavar="M1,M2",
+        help=f"map methods fitted for every space (default: {','.join(DEFAULT_MAP_METHODS)}; 'none' for no maps)",
+    )
+    _add_dask_argument(build)
     build.set_defaults(run=_cmd_build)
 
     train = sub.add_parser("train", help="train the learned spaces (CNNs, autoencoders, triplet); maps come with build or on first view")
@@ -404,6 +433,7 @@ def make_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, default=None, help="maximum epochs of every model (default: each model's own)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--jobs", type=int, default=None, help="processes for feature extraction (default: every core)")
+    _add_dask_argument(train)
     train.set_defaults(run=_cmd_train)
 
     query = sub.add_parser("query", help="top-k neighbours of a catalogue track or an audio file")

@@ -25,6 +25,8 @@ HOP_LENGTH = 512  # samples between frames (23 ms at 22 050 Hz); 30 s -> 1 292 f
 N_MELS = 64  # mel bands of the log-mel spectrogram
 
 # --- environment -------------------------------------------------------------------------
+DEFAULT_MAP_METHODS = ("pca", "umap", "tsne")  # 2-D maps a build fits for every space
+
 HOME_ENV = "SONGSIM_HOME"  # overrides where songsim keeps the demo catalogue and uploads
 CATALOGUE_ENV = "SONGSIM_CATALOGUE"  # a catalogue folder the app opens instead of the demo
 DERIVED_DIRNAME = ".songsim"  # derived files inside a catalogue folder

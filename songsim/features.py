@@ -59,6 +59,7 @@ __all__ = [
     "chromagram",
     "compute_features",
     "extract_features",
+    "feature_backend",
     "feature_cache_dir",
     "feature_cache_path",
     "handcrafted_features",
@@ -125,6 +126,9 @@ HANDCRAFTED_DIM = len(HANDCRAFTED_FEATURE_NAMES)  # D = 518
 
 # Pool workers cost seconds to start (imports, numba caches), so small batches run in-process.
 MIN_TRACKS_FOR_POOL = 8
+
+#: seconds to wait for a Dask scheduler to answer (and for it to have a worker) before giving up
+DASK_CONNECT_TIMEOUT_S = 5.0
 
 _FINGERPRINT_RE = re.compile(r"^[0-9A-Za-z_-]{1,128}$")
 
@@ -524,27 +528,43 @@ def _load_cached(path: Path, kind: str, mmap_mode: Literal["r"] | None) -> np.nd
     return array
 
 
-def _compute_and_store(path: str, kind: str, out_path: str) -> str | None:
-    """Decode ``path``, compute ``kind`` and write it atomically to ``out_path``.
+def _compute(path: str, kind: str) -> tuple[np.ndarray | None, str | None]:
+    """Decode ``path`` and compute ``kind``: ``(features, None)`` or ``(None, reason)``.
 
-    Runs in pool workers, hence top-level and returning a reason string (``None`` = success)
-    instead of raising: one bad file must not stop the others.
+    Runs in pool and Dask workers, hence top-level and returning a reason string instead of
+    raising: one bad file must not stop the others.
     """
     try:
         clip = load_clip(path, sr_hz=SAMPLE_RATE_HZ, duration_s=CLIP_DURATION_S, position="middle")
         features = compute_features(clip, kind=kind, sr_hz=SAMPLE_RATE_HZ)  # type: ignore[arg-type]
     except SongsimError as error:
-        return _reason(error, path)
+        return None, _reason(error, path)
     except MemoryError:
-        return "out of memory while analysing it"
+        return None, "out of memory while analysing it"
     except Exception as error:  # noqa: BLE001 - report, keep going with the other files
-        return f"unexpected {type(error).__name__}: {error}"
+        return None, f"unexpected {type(error).__name__}: {error}"
+    return np.ascontiguousarray(features, dtype=np.float32), None
+
+
+def _store(features: np.ndarray, out_path: str) -> str | None:
+    """Write ``features`` atomically to ``out_path``; a reason string if that fails."""
     try:
         with atomic_write(out_path) as handle:
             np.save(handle, np.ascontiguousarray(features, dtype=np.float32), allow_pickle=False)
     except OSError as error:
         return f"cannot write the feature cache file {out_path} ({error.strerror or error})"
     return None
+
+
+def _compute_and_store(path: str, kind: str, out_path: str) -> str | None:
+    """Decode ``path``, compute ``kind`` and write it atomically to ``out_path``.
+
+    Returns a reason string (``None`` = success) instead of raising (see :func:`_compute`).
+    """
+    features, reason = _compute(path, kind)
+    if features is None:
+        return reason
+    return _store(features, out_path)
 
 
 def _reason(error: Exception, path: str) -> str:
@@ -570,6 +590,7 @@ def extract_features(
     n_jobs: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     mmap_mode: Literal["r"] | None = None,
+    dask_address: str | None = None,
 ) -> np.ndarray | list[np.ndarray]:
     """Features of many audio files, computing only those not cached yet.
 
@@ -579,8 +600,23 @@ def extract_features(
     atomically, so an interrupted run loses at most the tracks in progress and the next run
     resumes. Tracks with the same fingerprint are computed once. Missing tracks are spread
     over ``n_jobs`` worker processes (joblib's reusable loky pool, kept warm between calls);
-    batches smaller than :data:`MIN_TRACKS_FOR_POOL` run in this process. The result is
-    bit-identical whatever ``n_jobs``.
+    batches smaller than :data:`MIN_TRACKS_FOR_POOL` run in this process. With
+    ``dask_address`` they run on a Dask distributed cluster instead (see below). The result
+    is bit-identical whatever ``n_jobs`` and on either backend.
+
+    **On a Dask cluster** (``dask_address="tcp://HOST:8786"``) every missing track is one
+    task. A worker opens the audio at the **same absolute path** as this machine, so the
+    catalogue's audio must be mounted at that path on every worker (NFS, SMB, a copy); a
+    worker that cannot read a file fails that file alone, with a reason naming the worker and
+    the fix. The worker sends the array back, and **this process writes the cache**
+    (atomically, as each task finishes): the cache folder needs to be neither shared nor
+    writable on the workers, and an interrupted run keeps every track already received.
+    Workers need the same Python environment (``pip install -r requirements.txt``, songsim
+    importable); a worker whose feature settings differ from this machine's (another songsim
+    or librosa version) fails its files instead of caching different numbers. ``n_jobs`` is
+    ignored (the cluster's workers set the parallelism; start them with one thread each:
+    feature computations in one process are serialised, see :func:`_single_threaded_blas`).
+    Nothing connects to the scheduler when every track is cached.
 
     Parameters
     ----------
@@ -602,6 +638,9 @@ def extract_features(
     mmap_mode : {None, "r"}
         ``"r"`` memory-maps the cached arrays read-only instead of loading them (useful for
         the mel spectrograms of a large catalogue).
+    dask_address : str, optional
+        Address of a Dask scheduler, e.g. ``"tcp://10.0.0.5:8786"``: compute the missing
+        tracks on that cluster instead of local processes. ``None`` (default): local.
 
     Returns
     -------
@@ -617,6 +656,9 @@ def extract_features(
     FeatureExtractionError
         After every other track was computed and cached: lists each file that failed
         (unreadable, silent, too short, ...) with its reason (``.failures``).
+    SongsimError
+        With ``dask_address``: the scheduler does not answer within
+        :data:`DASK_CONNECT_TIMEOUT_S` seconds, or has no worker (nothing is computed).
     ValueError
         ``paths`` and ``fingerprints`` differ in length, an unknown ``kind`` or a malformed
         fingerprint.
@@ -635,6 +677,8 @@ def extract_features(
     workers = _default_n_jobs() if n_jobs is None or n_jobs == -1 else int(n_jobs)
     if workers < 1:
         raise ValueError(f"n_jobs must be a positive integer, -1 or None, got {n_jobs!r}")
+    if dask_address is not None and (not isinstance(dask_address, str) or not dask_address.strip()):
+        raise ValueError(f"dask_address must be a scheduler address such as 'tcp://HOST:8786', got {dask_address!r}")
     n_tracks = len(paths)
     folder = feature_cache_dir(cache_dir, kind)
     _prepare_folder(folder, kind)
@@ -666,7 +710,9 @@ def extract_features(
         if on_progress is not None:
             on_progress(done, n_tracks)
 
-    if workers <= 1 or len(jobs) < MIN_TRACKS_FOR_POOL:
+    if dask_address is not None and jobs:
+        _run_dask(jobs, kind, dask_address.strip(), finished)
+    elif workers <= 1 or len(jobs) < MIN_TRACKS_FOR_POOL:
         for fingerprint, path, out_path in jobs:
             finished(fingerprint, _compute_and_store(path, kind, out_path))
     else:
@@ -767,3 +813,169 @@ def _run_pool(
         close = getattr(results, "close", None)
         if close is not None:
             close()
+
+
+# ============================================================================================
+# Dask distributed backend
+
+
+def feature_backend(*, n_jobs: int | None = None, dask_address: str | None = None) -> str:
+    """Where :func:`extract_features` computes missing tracks with these arguments, in words
+    for progress messages and build reports: ``"dask tcp://HOST:8786"`` or ``"local, 4
+    processes"`` (batches under :data:`MIN_TRACKS_FOR_POOL` tracks run in-process)."""
+    if dask_address is not None:
+        return f"dask {dask_address.strip()}"
+    workers = _default_n_jobs() if n_jobs is None or n_jobs == -1 else int(n_jobs)
+    return f"local, {workers} process{'es' if workers != 1 else ''}"
+
+
+@lru_cache(maxsize=8)
+def _settings_key(kind: str) -> str:
+    """``<kind>-<hash of the settings>``: equal on two machines iff they compute the same
+    numbers (same code version, same librosa minor version)."""
+    return feature_cache_dir(".", kind).name  # type: ignore[arg-type]
+
+
+def _readable(path: str) -> bool:
+    """Whether this process can open ``path`` for reading."""
+    return os.path.isfile(path) and os.access(path, os.R_OK)
+
+
+def _worker_address() -> str:
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except Exception:  # noqa: BLE001 - not inside a Dask worker
+        return "(not a Dask worker)"
+
+
+def _dask_task(
+    fingerprint: str, path: str, kind: str, settings_key: str
+) -> tuple[str, np.ndarray | None, str | None, str, bool]:
+    """Dask task: ``(fingerprint, features or None, reason or None, worker address,
+    unreadable)``; ``unreadable`` is True when the worker cannot open ``path`` at all.
+
+    Returns the array instead of writing it: the client writes the cache (see
+    :func:`extract_features`). Never raises for a bad file, like :func:`_compute`.
+    """
+    worker = _worker_address()
+    if not _readable(path):
+        reason = (
+            f"worker {worker} cannot read {path}: mount the catalogue at the same path on "
+            "every worker (see README)"
+        )
+        return fingerprint, None, reason, worker, True
+    if _settings_key(kind) != settings_key:
+        reason = (
+            f"worker {worker} computes different {kind} features than this machine (settings "
+            f"{_settings_key(kind)}, here {settings_key}: another songsim or librosa version); "
+            "install the same environment on every worker (see README)"
+        )
+        return fingerprint, None, reason, worker, False
+    features, reason = _compute(path, kind)
+    return fingerprint, features, reason, worker, False
+
+
+def _connect_dask(address: str):
+    """A ``distributed.Client`` connected to ``address`` with at least one worker, or a
+    :class:`SongsimError` naming the address and the fix within about
+    2 x :data:`DASK_CONNECT_TIMEOUT_S` seconds."""
+    try:
+        from distributed import Client
+    except ImportError as error:
+        raise SongsimError(
+            f"extracting features on the Dask cluster at {address} needs the dask and "
+            f"distributed packages ({error}): pip install -r requirements.txt"
+        ) from error
+    try:
+        client = Client(address, timeout=DASK_CONNECT_TIMEOUT_S, set_as_default=False)
+    except Exception as error:  # noqa: BLE001 - OSError (timeout, refused), ValueError (scheme), ...
+        detail = str(error).strip() or type(error).__name__
+        raise SongsimError(
+            f"cannot connect to the Dask scheduler at {address} ({detail}). Check the address "
+            "(tcp://HOST:8786, the port `dask scheduler` prints), that the scheduler is running "
+            "and that this machine can reach that port; or leave out the Dask address (--dask) "
+            "to extract features on this machine's cores."
+        ) from error
+    try:
+        client.wait_for_workers(1, timeout=DASK_CONNECT_TIMEOUT_S)
+    except Exception as error:  # noqa: BLE001 - TimeoutError
+        client.close()
+        raise SongsimError(
+            f"the Dask scheduler at {address} has no workers. Start them on each machine with "
+            f"`dask worker {address} --nthreads 1 --nworkers N` in the same Python environment "
+            "as this machine (see README), then run again."
+        ) from error
+    return client
+
+
+def _task_failure(error: BaseException) -> str:
+    """The reason for a file whose Dask task raised (the task itself never raises for a bad
+    file, so this is the cluster's fault: a dead worker, a missing module, a cancellation)."""
+    text = f"{type(error).__name__}: {str(error).strip()[:200]}"
+    if isinstance(error, ImportError):
+        return (
+            f"a Dask worker cannot run songsim ({text}): install the same environment "
+            "(pip install -r requirements.txt) and make songsim importable on every worker "
+            "(see README)"
+        )
+    return (
+        f"the Dask cluster lost this task ({text}; a worker died: out of memory? a decoder "
+        "crash?); run again, without --dask to find the culprit if it recurs"
+    )
+
+
+def _run_dask(
+    jobs: list[tuple[str, str, str]],
+    kind: str,
+    address: str,
+    finished: Callable[[str, str | None], None],
+) -> None:
+    """Run ``jobs`` (fingerprint, path, out_path) on the Dask cluster at ``address``.
+
+    One task per track (:func:`_dask_task`), submitted at once (the scheduler queues them);
+    results are taken in completion order (``distributed.as_completed``), written to the
+    cache here and released, so at most the tracks finished but not yet received sit in the
+    workers' memory. Paths are made absolute (workers do not share this working directory).
+    Leaving early (an exception from ``on_progress``, Ctrl-C) closes the client, which
+    cancels the tasks not yet run; tracks already received are on disk.
+    """
+    import uuid
+
+    from distributed import as_completed
+
+    client = _connect_dask(address)
+    try:
+        settings_key = _settings_key(kind)
+        token = uuid.uuid4().hex[:8]  # keys private to this call: never reuse another run's result
+        fingerprints = [fingerprint for fingerprint, _, _ in jobs]
+        job_of = {f"songsim-{kind}-{fingerprint}-{token}": job for fingerprint, job in zip(fingerprints, jobs)}
+        futures = client.map(
+            _dask_task,
+            fingerprints,
+            [os.path.abspath(path) for _, path, _ in jobs],
+            [kind] * len(jobs),
+            [settings_key] * len(jobs),
+            key=list(job_of),
+        )
+        completed = as_completed(futures, loop=client.loop)
+        del futures  # as_completed holds each future until it is handed out
+        for future in completed:
+            fingerprint, path, out_path = job_of[future.key]
+            try:
+                _, features, reason, worker, unreadable = future.result()
+            except Exception as error:  # noqa: BLE001 - KilledWorker, CancelledError, ImportError, ...
+                features, reason = None, _task_failure(error)
+            else:
+                if unreadable and not _readable(path):  # missing here too: not a mount problem
+                    reason = (
+                        f"cannot be read, neither on this machine nor on worker {worker}. Check the "
+                        "path (and that the catalogue folder was copied completely)."
+                    )
+            future.release()
+            if features is not None:
+                reason = _store(features, out_path)
+            finished(fingerprint, reason)
+    finally:
+        client.close()

@@ -607,7 +607,8 @@ def import_collection(
         raise SongsimError(f"Audio folder {audio_dir} does not exist: give the folder that holds the audio files.")
     if (root / TRACKS_CSV).exists() and not replace:
         raise SongsimError(
-            f"{root / TRACKS_CSV} already exists: pass --replace (replace=True) to overwrite it, or import into another folder."
+            f"{root / TRACKS_CSV} already exists: pass --replace (replace=True) to re-import over it (the build "
+            "cache is kept: the next build analyses only new or changed audio), or import into another folder."
         )
     tables = [_read_table(Path(p).expanduser().resolve()) for p in metadata]
     files, problems = _scan_audio(audio_dir)

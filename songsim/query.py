@@ -169,7 +169,7 @@ def track_labels(catalogue: Catalogue) -> list[str]:
 
 def track_label(catalogue: Catalogue, row: int) -> str:
     """"artist — title" of one catalogue row."""
-    track = catalogue.track(catalogue.track_ids[row])
+    track = catalogue.track(catalogue.track_id_at(row))
     name = track.get("title") or track["track_id"]
     return f"{track['artist']} — {name}" if track.get("artist") else name
 

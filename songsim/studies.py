@@ -376,7 +376,7 @@ def _space_runs(
             row = upload.catalogue_row
             vector = embed_upload(catalogue, space, upload, load_space=lambda name: load_built_space(catalogue, name))
         found = neighbours_of(catalogue, index, vector=vector, query_row=row, k=k, exclude_artist=artist_filter)
-        runs.append([catalogue.track_ids[i] for i in found.indices])
+        runs.append([catalogue.track_id_at(i) for i in found.indices])
     return runs
 
 

@@ -140,6 +140,20 @@ def test_report_page_shows_the_figures_and_changes_with_a_rating(catalogue_dir, 
     assert not at.dataframe[0].value.set_index("space").loc["handcrafted", "ndcg@2"].startswith("1.000")
 
 
+def test_report_page_shows_overlap_with_the_panels_reference_list(catalogue_dir, monkeypatch):
+    study = create_study(catalogue_dir, "overlap", ["handcrafted", "random"], n_queries=1, k=3, raters_per_pair=1, panel_size=1)
+    query = study.queries[0]
+    for candidate in query.runs["handcrafted"]:  # the panel agrees with handcrafted's top-3
+        append_rating(catalogue_dir, Rating("overlap", "cy", query.query_id, candidate, broad=2), study=study)
+    at = open_page(catalogue_dir, monkeypatch, "pages/report.py")
+    at.selectbox[0].set_value("overlap").run()
+    assert not at.exception, at.exception
+    assert "Top-n overlap and edit distance against the panel's reference list" in [h.value for h in at.subheader]
+    reference = at.dataframe[1].value.set_index("space")
+    overlap = next(c for c in reference.columns if c.startswith("overlap@3"))
+    assert str(reference.loc["handcrafted", overlap]).startswith("1.000")
+
+
 def test_owner_passcode_keeps_raters_on_the_rating_page(catalogue_dir, monkeypatch):
     monkeypatch.setenv("SONGSIM_CATALOGUE", str(catalogue_dir))
     at = AppTest.from_file(APP, default_timeout=180)
