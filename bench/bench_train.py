@@ -30,7 +30,7 @@ import torch
 
 from songsim import config
 from songsim.audio import load_clip
-from songsim.build import features_cache_dir, space_inputs
+from songsim.build import features_cache_dir, in_build_order, space_inputs
 from songsim.catalogue import SPOTIFY_FEATURES, load_catalogue
 from songsim.evaluate import evaluate_space
 from songsim.features import extract_features
@@ -81,7 +81,7 @@ def main() -> None:
 
     options = TrainingOptions(device=args.device, max_epochs=args.epochs, catalogue_fingerprint=catalogue.fingerprint(fingerprints))
     fitted, train_s, figures, history = {}, {}, {}, {}
-    for name in (*BASELINES, *LEARNED_SPACES):
+    for name in in_build_order([*BASELINES, *LEARNED_SPACES]):
         cls = space_type(name)
         if any(not catalogue.has_labels(c) for c in cls.required_labels):
             figures[name] = {"skipped": f"no {', '.join(cls.required_labels)} labels"}

@@ -11,10 +11,10 @@ emotion-cnn    ``"mel"``                                   the same family on th
 metadata       ``"metadata"`` (11 Spotify-style features)  standardised, k-NN-imputed; 11-d
 fusion-ae      genre-cnn ⊕ emotion-cnn ⊕ metadata           dense autoencoder 523 → 248 → 128 →
                                                            64 (mirrored decoder); the 64-d code
-ae-2d          the same fused input                        deep autoencoder 523 → 256 → 64 → 16
-                                                           → 2 (mirrored); the 2-d code
 triplet        the same fused input                        MLP 523 → 256 → 64-d unit vectors,
                                                            triplet margin loss, semi-hard negatives
+ae-2d          the triplet space's 64-d vectors            deep autoencoder 64 → 256 → 64 → 16
+                                                           → 2 (mirrored) + genre head; the 2-d code
 =============  ==========================================  =====================================
 
 Training protocol
@@ -49,6 +49,13 @@ emotion P@5 on the 24 held-out songs, ``bench/bench_train.py``):
 - **Triplet on the fused features, not on mel spectrograms**: 0.90 / 0.49 P@5 in under 5 s,
   against 0.81 / 0.33 in 60 s for the same loss on a mel CNN (which would also push the
   all-models CPU budget past 3.5 minutes).
+- **ae-2d over the triplet space, supervised by genre**: two dimensions keep little of the fused
+  input's genre structure by reconstruction alone (genre P@5 0.36). Adding the genre
+  cross-entropy of a linear classifier on the code gave 0.625 cosine / 0.725 euclidean on the
+  fused input — no better than ``handcrafted`` (0.725 on the same 24 songs) — and 0.75 / 0.78
+  on the triplet space's vectors (0.58 / 0.86 unsupervised there: fine by distance, poor by
+  angle). Its input is therefore the triplet embedding: metric learning shapes the
+  neighbourhoods, the autoencoder lays them out in a plane.
 
 Weights are kept as checkpoint bytes (:func:`songsim.train.save_checkpoint`) inside the
 pickled space, and the torch module is rebuilt lazily on first use with ``map_location`` (and
@@ -222,8 +229,8 @@ class AutoencoderSpaceConfig:
 
 #: the 2-D autoencoder map method: reconstruction only (a map of any space, no labels)
 AE2D_MAP_CONFIG = AutoencoderSpaceConfig(hidden=(256, 64, 16), code_dim=2)
-#: the ae-2d space: two dimensions cannot hold the fused input's genre structure by
-#: reconstruction alone (genre P@5 0.36 on the demo), so the code also predicts the genre
+#: the ae-2d space: the code also predicts the genre (module docstring, "ae-2d over the
+#: triplet space")
 AE2D_SPACE_CONFIG = AutoencoderSpaceConfig(hidden=(256, 64, 16), code_dim=2, supervised_label="genre")
 
 
@@ -845,27 +852,28 @@ def _encode(module: "torch.nn.Module", x: np.ndarray) -> np.ndarray:
 
 
 class _FusedSpace(LearnedSpace):
-    """A space over concat(genre-cnn, emotion-cnn, metadata), block-standardised."""
+    """A space over the concatenated vectors of its ``inputs`` (by default genre-cnn,
+    emotion-cnn and metadata), block-standardised."""
 
     inputs = FUSED_INPUTS
 
     standardiser_: BlockStandardiser
 
     def _fused(self, inputs: dict[str, Any]) -> np.ndarray:
-        return self.standardiser_.transform([np.atleast_2d(np.asarray(inputs[k], dtype=np.float64)) for k in FUSED_INPUTS])
+        return self.standardiser_.transform([np.atleast_2d(np.asarray(inputs[k], dtype=np.float64)) for k in self.inputs])
 
     def _prepare(self, inputs: dict[str, Any], labels: dict[str, np.ndarray], seed: int) -> tuple[np.ndarray, "Split"]:
-        blocks = [np.asarray(inputs[k], dtype=np.float64) for k in FUSED_INPUTS]
+        blocks = [np.asarray(inputs[k], dtype=np.float64) for k in self.inputs]
         split = self._set_split(labels, len(blocks[0]), seed)
         self.standardiser_ = BlockStandardiser().fit(blocks, np.concatenate([split.train, split.val]))
         return self._fused(inputs), split
 
     def _feature_settings(self) -> dict[str, Any]:
-        return {"inputs": list(FUSED_INPUTS), "scaling": "StandardScaler, then sqrt(n_blocks / width) per block"}
+        return {"inputs": list(self.inputs), "scaling": "StandardScaler, then sqrt(n_blocks / width) per block"}
 
     def transform(self, inputs: dict[str, Any]) -> np.ndarray:
-        """``inputs``: the m songs' vectors in genre-cnn (m, 256), emotion-cnn (m, 256) and
-        metadata (m, 11) → (m, dim) float32."""
+        """``inputs``: the m songs' vectors in each input space (by default genre-cnn
+        (m, 256), emotion-cnn (m, 256) and metadata (m, 11)) → (m, dim) float32."""
         self._fitted()
         return _encode(self._module(), self._fused(inputs))
 
@@ -922,15 +930,17 @@ class FusionAESpace(_AutoencoderSpace):
 
 @register_space
 class AE2DSpace(_AutoencoderSpace):
-    """Deep supervised autoencoder over the fused input down to 2 dimensions: 256 → 64 → 16 → 2,
-    reconstruction error plus the cross-entropy of a linear genre classifier on the code
-    (reconstruction only when the catalogue has no genres). The map method ``"ae2d"`` is the
-    unsupervised variant, for any space."""
+    """Deep supervised autoencoder down to 2 dimensions over the triplet space's 64-d vectors:
+    64 → 256 → 64 → 16 → 2 (decoder mirrored), reconstruction error plus the cross-entropy of
+    a linear genre classifier on the code. The map method ``"ae2d"`` is the unsupervised
+    variant, for any space."""
 
     name = "ae-2d"
-    description = "deep supervised autoencoder over genre-CNN ⊕ emotion-CNN ⊕ metadata · 2-d code"
+    description = "deep supervised autoencoder over the triplet embedding · 2-d code"
+    inputs = ("space:triplet",)
+    required_labels = ("genre",)
     default_config = AE2D_SPACE_CONFIG
-    version = 2
+    version = 3
 
 
 def _triplet_labels(labels: dict[str, np.ndarray], n_rows: int) -> np.ndarray:
