@@ -21,6 +21,7 @@ from songsim.errors import SongsimError
 from songsim.maps import FittedMap, warm_up
 from songsim.neighbours import NeighbourIndex
 from songsim.panel import owner_passcode_accepted
+from songsim.ratings import RatingsLog, load_ratings, ratings_path
 from songsim.spaces import Space, space_type
 
 STAGE_LABELS = {"demo": "Rendering the demo songs", "catalogue": "Checking the catalogue", "features": "Extracting features"}
@@ -136,6 +137,27 @@ def load_map_cached(root: str, space_name: str, method: str) -> FittedMap:
     fitted = load_or_fit_map(catalogue, load_space_cached(root, space_name), method)
     warm_up(fitted)
     return fitted
+
+
+def file_state(path: Path) -> tuple[int, int]:
+    """(mtime in ns, size in bytes) of a file, (0, 0) when missing: a cache key that changes
+    whenever the file does (ratings.csv only grows; a study file is rewritten atomically)."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return 0, 0
+    return stat.st_mtime_ns, stat.st_size
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _ratings_log(root: str, state: tuple[int, int]) -> RatingsLog:
+    return load_ratings(root)
+
+
+def ratings_log_cached(root: str | Path) -> RatingsLog:
+    """``ratings.csv`` parsed once per version of the file and shared by every session (a
+    75 000-row log takes about a second to parse); treat the result as read-only."""
+    return _ratings_log(str(root), file_state(ratings_path(root)))
 
 
 @st.cache_resource(show_spinner=False)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.common import load_catalogue_cached, run_through_app
+from pages.common import load_catalogue_cached, ratings_log_cached, run_through_app
 from songsim.errors import SongsimError
 from songsim.panel import (
     RaterSession,
@@ -60,7 +60,7 @@ if study_name not in studies or not rater or not token_accepted(st.secrets, stud
     st.stop()
 
 try:
-    session: RaterSession = open_session(root, study_name, rater)
+    session: RaterSession = open_session(root, study_name, rater, log=ratings_log_cached(root))
 except SongsimError as exc:
     st.error(str(exc))
     st.stop()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages.common import run_through_app
+from pages.common import file_state, run_through_app
 from songsim.errors import SongsimError
 from songsim.ratings import ratings_path
 from songsim.report import StudyReport, compute_report
@@ -29,15 +29,6 @@ names = list_studies(root)
 if not names:
     st.info("No study yet: create one on the **Studies** page, then rate on **Listen & rate**.")
     st.stop()
-
-
-def file_state(path: Path) -> tuple[int, int]:
-    """(mtime in ns, size in bytes) of a file, (0, 0) when missing: the report's cache key."""
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        return 0, 0
-    return stat.st_mtime_ns, stat.st_size
 
 
 @st.cache_resource(show_spinner="Computing the report (bootstrap, tests, label figures)…", max_entries=16)

@@ -8,11 +8,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pages.common import load_catalogue_cached, run_through_app
+from pages.common import load_catalogue_cached, ratings_log_cached, run_through_app
 from songsim.build import built_space_names
 from songsim.errors import SongsimError
 from songsim.query import store_upload, track_labels
-from songsim.ratings import latest_ratings, load_ratings
+from songsim.ratings import latest_ratings
 from songsim.panel import study_overview
 from songsim.studies import METRICS, add_space, create_study, list_studies, load_study
 
@@ -28,7 +28,7 @@ st.caption(
 
 names = list_studies(root)
 if names:
-    log = load_ratings(root)
+    log = ratings_log_cached(root)
     latest = latest_ratings(log.events)
     st.dataframe(pd.DataFrame([study_overview(load_study(root, n), latest) for n in names]), hide_index=True)
     for problem in log.problems:

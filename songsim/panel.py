@@ -30,7 +30,7 @@ import pandas as pd
 
 from songsim.catalogue import Catalogue
 from songsim.errors import SongsimError, UnknownTrackError
-from songsim.ratings import Rating, append_rating, latest_ratings, load_ratings
+from songsim.ratings import Rating, RatingsLog, append_rating, latest_ratings, load_ratings
 from songsim.studies import UPLOAD_QUERY_PREFIX, QueueItem, Study, join_panel, rater_queue
 
 PASSCODES_SECTION = "study_passcodes"
@@ -160,13 +160,16 @@ class RaterSession:
         return written
 
 
-def open_session(catalogue_root: str | Path, study_name: str, rater: str) -> RaterSession:
-    """Join ``rater`` to the study's panel (if new) and read their queue and ratings back."""
+def open_session(catalogue_root: str | Path, study_name: str, rater: str, *, log: RatingsLog | None = None) -> RaterSession:
+    """Join ``rater`` to the study's panel (if new) and read their queue and ratings back.
+
+    ``log``: ``ratings.csv`` already read (:func:`songsim.ratings.load_ratings`, any studies),
+    e.g. from a cache; read here when ``None``."""
     root = Path(catalogue_root)
     study = join_panel(root, study_name, rater)
     rater = study.raters[[r.strip() for r in study.raters].index(rater.strip())]
-    log = load_ratings(root, study=study.name)
-    latest = latest_ratings(log.events)
+    log = log if log is not None else load_ratings(root, study=study.name)
+    latest = latest_ratings(log.events[log.events["study"] == study.name])
     mine = latest[latest["rater"] == rater]
     saved = {
         (row.query_id, row.candidate_id): SavedRating(int(row.broad), None if pd.isna(row.fine) else float(row.fine), row.comment or "")
