@@ -281,6 +281,7 @@ def _build_locked(
         folder = space_dir(catalogue.derived_dir, cls.name)
         options = replace(training or TrainingOptions(), catalogue_fingerprint=catalogue_key)
         key = current_fit_key(cls, catalogue, catalogue_key, seed=seed, training=options)
+        options = replace(options, resume_path=str(folder / TRAINING_STATE_FILE), resume_key=key)
         stored = _load_current_space(folder, key)
         if stored is not None:
             fitted_spaces[cls.name] = stored
@@ -326,6 +327,9 @@ def _build_locked(
     return report
 
 
+#: a learned space's training state after its last finished epoch, while it trains
+#: (:class:`songsim.train.ResumeFile`): a killed build resumes the training from there
+TRAINING_STATE_FILE = "training-state.pt"
 #: a build waits this long for another build of the same catalogue before giving up
 BUILD_LOCK_TIMEOUT_S = 6 * 3600.0
 #: half-written temporaries (:func:`songsim.files.atomic_write`) older than this are debris

@@ -138,12 +138,18 @@ class TrainingOptions:
         ``on_epoch(space_name, epoch, max_epochs, train_loss, val_loss)`` after every epoch.
     catalogue_fingerprint : str
         Stored in the checkpoints (set by ``build``).
+    resume_path, resume_key : str
+        Where training keeps its state after every epoch and the fit it belongs to (set by
+        ``build``: the space's folder and fit key), so a killed build resumes a training from
+        its last finished epoch (:class:`songsim.train.ResumeFile`); ``None``: no resume file.
     """
 
     device: str | None = None
     max_epochs: int | None = None
     on_epoch: SpaceEpochFn | None = None
     catalogue_fingerprint: str = ""
+    resume_path: str | None = None
+    resume_key: str = ""
 
     @property
     def fit_tag(self) -> str:
@@ -410,11 +416,14 @@ class LearnedSpace(_CheckpointHolder, Space):
         val_batches: Sequence,
         config: TrainConfig,
         options: TrainingOptions,
+        rng: np.random.Generator | None = None,
     ) -> "History":
-        """:func:`songsim.train.fit_model` with the options' device, epochs and progress."""
-        from songsim.train import choose_device, fit_model
+        """:func:`songsim.train.fit_model` with the options' device, epochs, progress and
+        resume file; ``rng`` is the generator ``train_batches`` draws from."""
+        from songsim.train import ResumeFile, choose_device, fit_model
 
         on_epoch = options.on_epoch
+        resume = None if options.resume_path is None else ResumeFile(options.resume_path, f"{self.name}:{options.resume_key}")
         return fit_model(
             module,
             loss_fn=loss_fn,
@@ -426,6 +435,8 @@ class LearnedSpace(_CheckpointHolder, Space):
             weight_decay=config.weight_decay,
             device=choose_device(options.device),
             on_epoch=None if on_epoch is None else (lambda *args: on_epoch(self.name, *args)),
+            resume=resume,
+            rng=rng,
         )
 
 
@@ -592,7 +603,8 @@ class _CNNSpace(LearnedSpace):
             )
             model.set_input_stats(torch.from_numpy(band_mean), torch.from_numpy(band_std))
             history = self._fit_module(
-                model, loss_fn=loss_fn, train_batches=train_batches, val_batches=val_batches, config=config.train, options=options
+                model, loss_fn=loss_fn, train_batches=train_batches, val_batches=val_batches, config=config.train, options=options,
+                rng=rng,
             )
         self.vectors_, probabilities = embed_mels(model, mels, crop_frames=crop)
         test = _labelled(split.test, main)
@@ -811,6 +823,7 @@ def _train_autoencoder(
             train_batches=lambda: _row_batches(x, train_rows, batch_size=batch_size, rng=rng, extra=extra),
             val_batches=list(_row_batches(x, val_rows, batch_size=batch_size, rng=None, extra=extra)),
             config=config.train,
+            rng=rng,
         )
     test_batches = list(_row_batches(x, test_rows, batch_size=batch_size, rng=None, extra=extra))
     test_metrics: dict[str, Any] = {
@@ -1000,6 +1013,7 @@ class TripletSpace(_FusedSpace):
                 val_batches=list(_row_batches(x, val_rows, batch_size=max(len(val_rows), 1), rng=None, extra=[targets])),
                 config=config.train,
                 options=options,
+                rng=rng,
             )
         test_batches = list(_row_batches(x, test_rows, batch_size=max(len(test_rows), 1), rng=None, extra=[targets]))
         test_loss = mean_loss(model, loss_fn, test_batches, _device_of(model))

@@ -492,6 +492,7 @@ class WaveNetSpace(LearnedSpace):
                 val_batches=fixed_batches(val_rows, np.concatenate([train_rows, val_rows])),
                 config=config.train,
                 options=options,
+                rng=rng,
             )
         self.vectors_ = _embed_crops(model, _device_of(model), mels, frames=crop, dim=network.embedding_dim)
         test_metrics: dict[str, Any] = {
@@ -644,6 +645,7 @@ class ChromaLSTMSpace(LearnedSpace):
                 val_batches=list(batches(split.val, lambda rows: _middle_crops(chromas, rows, section))),
                 config=config.train,
                 options=options,
+                rng=rng,
             )
         reductions = self._states(model, chromas)
         self.reduction_scores_ = {r: _genre_precision(v, labels, split.val) for r, v in reductions.items()}

@@ -13,7 +13,9 @@ Loop
     :func:`fit_model`: Adam, one pass over freshly drawn training batches per epoch, the
     validation loss after each epoch, early stopping after ``patience`` epochs without
     improvement, and the weights of the best validation epoch restored at the end. Returns
-    a :class:`History` (losses per epoch, best epoch, seconds, device).
+    a :class:`History` (losses per epoch, best epoch, seconds, device). With a
+    :class:`ResumeFile` it saves its whole state after every epoch and a killed run continues
+    from the last finished epoch with the same result.
     :func:`fit_adversarial` is the two-player loop of adversarial models (ALI): alternating
     discriminator and generator steps, both losses in the history, no early stopping.
 Checkpoints
@@ -32,6 +34,7 @@ import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -47,6 +50,7 @@ __all__ = [
     "Checkpoint",
     "DEVICES",
     "History",
+    "ResumeFile",
     "Split",
     "choose_device",
     "classification_metrics",
@@ -240,6 +244,46 @@ def mean_loss(
     return total / count if count else math.nan
 
 
+@dataclass(frozen=True)
+class ResumeFile:
+    """Where :func:`fit_model` keeps the state of an unfinished training after every epoch, so
+    that a killed run continues from its last finished epoch with the same result.
+
+    Attributes
+    ----------
+    path : path-like
+        The file (written atomically each epoch, deleted when training finishes).
+    key : str
+        What is being trained (e.g. the space's fit key); a file with another key, or for a
+        model of another shape, is stale and ignored.
+    """
+
+    path: os.PathLike | str
+    key: str
+
+
+def _model_signature(model: nn.Module) -> str:
+    return type(model).__name__ + ":" + ",".join(f"{k}{tuple(v.shape)}" for k, v in model.state_dict().items())
+
+
+def _save_training_state(resume: ResumeFile, state: dict[str, Any]) -> None:
+    with atomic_write(resume.path) as handle:
+        torch.save(state, handle)
+
+
+def _load_training_state(resume: ResumeFile, signature: str, device: torch.device) -> dict[str, Any] | None:
+    """The saved state of this training, or ``None`` (none saved, stale or unreadable)."""
+    try:
+        state = torch.load(resume.path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        return None
+    except Exception:  # noqa: BLE001 - a file that does not load is as good as none
+        return None
+    if not isinstance(state, dict) or state.get("key") != resume.key or state.get("signature") != signature:
+        return None
+    return state
+
+
 def fit_model(
     model: nn.Module,
     *,
@@ -252,6 +296,8 @@ def fit_model(
     weight_decay: float,
     device: torch.device,
     on_epoch: EpochFn | None = None,
+    resume: ResumeFile | None = None,
+    rng: np.random.Generator | None = None,
 ) -> History:
     """Train ``model`` with Adam and early stopping on the validation loss.
 
@@ -276,6 +322,13 @@ def fit_model(
     device : torch.device
     on_epoch : callable, optional
         ``on_epoch(epoch, max_epochs, train_loss, val_loss)`` after every epoch.
+    resume : ResumeFile, optional
+        Save the training state (weights, optimiser, best weights, history, and the torch and
+        ``rng`` generator states) there after every epoch, and start from it when it holds an
+        unfinished run of the same key: a killed training then ends exactly as an
+        uninterrupted one would.
+    rng : numpy.random.Generator, optional
+        The generator ``train_batches`` draws from, saved and restored with ``resume``.
 
     Returns
     -------
@@ -285,8 +338,23 @@ def fit_model(
     model.to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
     history = History(device=str(device))
-    best_loss, best_state = math.inf, None
-    for epoch in range(1, max_epochs + 1):
+    best_loss, best_state, first_epoch, seconds_before = math.inf, None, 1, 0.0
+    signature = _model_signature(model)
+    saved = _load_training_state(resume, signature, device) if resume is not None else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimiser.load_state_dict(saved["optimiser"])
+        best_loss, best_state, first_epoch = saved["best_loss"], saved["best_state"], saved["epoch"] + 1
+        history = History(**saved["history"])
+        seconds_before = history.seconds
+        torch.set_rng_state(saved["torch_rng"].cpu())
+        if torch.cuda.is_available() and saved["cuda_rng"]:
+            torch.cuda.set_rng_state_all([state.cpu() for state in saved["cuda_rng"]])
+        if rng is not None:
+            rng.bit_generator.state = saved["numpy_rng"]
+        if saved["epoch"] - history.best_epoch >= patience:  # it was killed as patience ran out
+            history.stopped_early, first_epoch = saved["epoch"] < max_epochs, max_epochs + 1
+    for epoch in range(first_epoch, max_epochs + 1):
         model.train()
         total, count = 0.0, 0
         for batch in train_batches():
@@ -306,6 +374,15 @@ def fit_model(
         if monitored < best_loss:
             best_loss, history.best_epoch = monitored, epoch
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        history.seconds = seconds_before + time.perf_counter() - started
+        if resume is not None:
+            _save_training_state(resume, {
+                "key": resume.key, "signature": signature, "epoch": epoch, "model": model.state_dict(),
+                "optimiser": optimiser.state_dict(), "best_loss": best_loss, "best_state": best_state,
+                "history": asdict(history), "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "numpy_rng": None if rng is None else rng.bit_generator.state,
+            })  # fmt: skip
         if on_epoch is not None:
             on_epoch(epoch, max_epochs, train_loss, val_loss)
         if epoch - history.best_epoch >= patience and epoch < max_epochs:
@@ -314,7 +391,9 @@ def fit_model(
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    history.seconds = time.perf_counter() - started
+    history.seconds = seconds_before + time.perf_counter() - started
+    if resume is not None:
+        Path(resume.path).unlink(missing_ok=True)
     return history
 
 

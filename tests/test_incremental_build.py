@@ -140,10 +140,10 @@ print("FINISHED", flush=True)
 """
 
 
-def kill_build_at(root: Path, marker: str) -> list[str]:
-    """Run a build in a subprocess and SIGKILL it as soon as it prints a progress line
-    containing ``marker``; returns the lines it printed."""
-    script = _BUILD_SCRIPT.format(spaces=SPACES, methods=METHODS)
+def kill_build_at(root: Path, marker: str, script: str | None = None) -> list[str]:
+    """Run a build (``script``, given the catalogue folder as argv[1]) in a subprocess and
+    SIGKILL it as soon as it prints a line containing ``marker``; returns the lines printed."""
+    script = script or _BUILD_SCRIPT.format(spaces=SPACES, methods=METHODS)
     process = subprocess.Popen(
         [sys.executable, "-c", script, str(root)], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1]
     )
@@ -233,3 +233,54 @@ def test_a_grown_collection_re_imported_analyses_only_its_new_files(tmp_path):
 
     assert set(ids_before) < set(load_catalogue(root).track_ids)  # earlier tracks keep their ids
     assert report.features == {"handcrafted": {"computed": 2, "reused": 8}}
+
+
+_TRAIN_SCRIPT = """
+import sys
+from songsim.build import build
+from songsim.learned import TrainingOptions
+build(sys.argv[1], spaces=("genre-cnn",), map_methods=(), n_jobs=1, training=TrainingOptions(
+    max_epochs=4, on_epoch=lambda space, epoch, total, train, val: print(space, "epoch", f"{epoch}/{total}", flush=True)))
+print("FINISHED", flush=True)
+"""
+
+
+def test_a_build_killed_mid_training_resumes_from_the_last_epoch_to_the_same_model(tmp_path):
+    from songsim.build import TRAINING_STATE_FILE
+    from songsim.learned import TrainingOptions
+
+    reference_root = make_small_catalogue(tmp_path / "reference", per_genre=4)
+    build(reference_root, spaces=("genre-cnn",), map_methods=(), n_jobs=1, training=TrainingOptions(max_epochs=4))
+    reference = load_space(space_dir(reference_root / ".songsim", "genre-cnn"))
+
+    root = make_small_catalogue(tmp_path / "killed", per_genre=4)
+    kill_build_at(root, "genre-cnn epoch 2/4", _TRAIN_SCRIPT)
+    state = space_dir(root / ".songsim", "genre-cnn") / TRAINING_STATE_FILE
+    assert state.is_file()
+
+    epochs = []
+    options = TrainingOptions(max_epochs=4, on_epoch=lambda space, epoch, *rest: epochs.append(epoch))
+    build(root, spaces=("genre-cnn",), map_methods=(), n_jobs=1, training=options)
+
+    assert epochs == [3, 4]  # epochs 1-2 were not trained again
+    assert not state.exists()
+    resumed = load_space(space_dir(root / ".songsim", "genre-cnn"))
+    np.testing.assert_allclose(resumed.vectors_, reference.vectors_, rtol=1e-5, atol=1e-6)
+    history, expected = resumed.checkpoint().history, reference.checkpoint().history
+    np.testing.assert_allclose(history.train_loss, expected.train_loss, rtol=1e-5)
+    assert history.best_epoch == expected.best_epoch
+
+
+def test_a_stale_training_state_is_ignored(tmp_path):
+    """A state file of another fit (the catalogue changed since the kill) is not resumed."""
+    from songsim.build import TRAINING_STATE_FILE
+    from songsim.learned import TrainingOptions
+
+    root = make_small_catalogue(tmp_path / "cat", per_genre=4)
+    kill_build_at(root, "genre-cnn epoch 2/4", _TRAIN_SCRIPT)
+    add_tracks(root, 4)
+    epochs = []
+    build(root, spaces=("genre-cnn",), map_methods=(), n_jobs=1,
+          training=TrainingOptions(max_epochs=4, on_epoch=lambda space, epoch, *rest: epochs.append(epoch)))
+    assert epochs == [1, 2, 3, 4]
+    assert not (space_dir(root / ".songsim", "genre-cnn") / TRAINING_STATE_FILE).exists()
