@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import time
+import types
 from pathlib import Path
 
 import distributed  # in requirements.txt: a missing install must fail, not skip
@@ -33,7 +35,10 @@ from songsim.features import (
 
 @pytest.fixture(scope="module")
 def cluster():
-    environment = dict(os.environ)
+    environment, main = dict(os.environ), sys.modules["__main__"]
+    # the workers are spawned processes, which re-run the file of this process's __main__
+    # module; after an AppTest that is app.py, so they get a bare __main__ to re-run instead
+    sys.modules["__main__"] = types.ModuleType("__main__")
     try:
         with distributed.LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
@@ -47,6 +52,7 @@ def cluster():
     finally:
         os.environ.clear()
         os.environ.update(environment)
+        sys.modules["__main__"] = main
 
 
 @pytest.fixture

@@ -61,9 +61,13 @@ def built_result(root: Path) -> dict[str, np.ndarray]:
 
 
 def assert_same_result(actual: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> None:
+    """Equal up to float32 BLAS rounding: a fit in the killed subprocess and one in this
+    process may use different BLAS thread counts, which reorders the sums of the 82 000-wide
+    spectrogram PCA (seen: 1e-5 of its scale)."""
     assert actual.keys() == expected.keys()
     for name in expected:
-        np.testing.assert_allclose(actual[name], expected[name], rtol=1e-5, atol=1e-6, err_msg=name)
+        scale = float(np.abs(expected[name]).max())
+        np.testing.assert_allclose(actual[name], expected[name], rtol=1e-4, atol=1e-4 * scale, err_msg=name)
 
 
 @pytest.fixture(scope="module")
