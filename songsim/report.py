@@ -930,13 +930,18 @@ class StudyReport:
                 f"Top-n overlap and edit distance against the panel's reference list: not reported — they need "
                 f"n ≤ K with n in {', '.join(map(str, REFERENCE_NS))}, and this study's K is {k}."
             )
+        not_computed: dict[str, list[str]] = {}  # reason → the figures it applies to, said once
         for name, entry in self.labels["spearman"].items():
+            if entry["rho"] is None:
+                not_computed.setdefault(entry["reason"], []).append(name)
+                continue
             direction = " (lower is better: agreement shows as ρ < 0)" if entry.get("lower_is_better") else ""
             lines.append(
                 f"Spearman ρ({name}, human ndcg@{k}) = {_fmt(entry['rho'])}, {_p_clause(entry['p'])}, "
                 f"n = {entry['n']} spaces{direction}."
-                if entry["rho"] is not None else f"Spearman ρ({name}, human ndcg@{k}): — ({entry['reason']})."
             )
+        for reason, names in not_computed.items():
+            lines.append(f"Spearman ρ(label figure, human ndcg@{k}): — for {', '.join(names)} ({reason}).")
         lines += self.labels["notes"]
         return lines
 

@@ -230,3 +230,16 @@ def test_label_overlap_and_edit_distance_beside_the_human_figures():
     assert lines and "lower is better" in lines[0] and "ρ < 0" in lines[0]
     assert not any("lower is better" in line for line in report.summary_lines() if "(overlap@3" in line)
     assert "ρ < 0" in dict(report.formulas())["labels"]
+
+
+def test_label_correlations_that_cannot_be_computed_are_explained_once():
+    study, latest = winner_inputs()
+    labels = {  # only two spaces have label figures: no rank correlation is possible
+        "A": {"genre_p@3": 0.9, "overlap@3": 0.8, "edit_distance@3": 0.2},
+        "B": {"genre_p@3": 0.2, "overlap@3": 0.1, "edit_distance@3": 0.9},
+    }
+    report = report_from(study, latest, label_figures=labels, n_boot=10)
+    spearman_lines = [line for line in report.summary_lines() if line.startswith("Spearman")]
+    assert len(spearman_lines) == 1
+    assert "genre_p@3, overlap@3, edit_distance@3" in spearman_lines[0]
+    assert "a rank correlation needs ≥ 3 spaces" in spearman_lines[0]
