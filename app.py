@@ -29,19 +29,19 @@ st.set_page_config(page_title="songsim", page_icon="🎧", layout="wide")
 # With an owner passcode set (secrets), a session that has not given it is a rater's: it sees
 # only the rating page, so it can never learn which space proposed which candidate.
 owner = is_owner()
-catalogue_page = st.Page("pages/catalogue.py", title="Catalogue", icon="🗃️")
-rate_page = st.Page("pages/rate.py", title="Listen & rate", icon="🎚️", default=not owner)
+catalogue_page = st.Page("pages/catalogue.py", title="Catalogue", icon=":material/library_music:")
+rate_page = st.Page("pages/rate.py", title="Listen & rate", icon=":material/headphones:", default=not owner)
 navigation = st.navigation(
     [
-        st.Page("pages/explore.py", title="Explore", icon="🎧", default=True),
-        st.Page("pages/models.py", title="Models", icon="📊"),
-        st.Page("pages/studies.py", title="Studies", icon="🗂️"),
+        st.Page("pages/explore.py", title="Explore", icon=":material/explore:", default=True),
+        st.Page("pages/models.py", title="Models", icon=":material/model_training:"),
+        st.Page("pages/studies.py", title="Studies", icon=":material/science:"),
         rate_page,
-        st.Page("pages/report.py", title="Report", icon="📈"),
+        st.Page("pages/report.py", title="Report", icon=":material/bar_chart:"),
         catalogue_page,
     ]
     if owner
-    else [rate_page, st.Page(require_owner, title="Owner sign-in", icon="🔑", url_path="owner")]
+    else [rate_page, st.Page(require_owner, title="Owner sign-in", icon=":material/key:", url_path="owner")]
 )
 
 st.session_state[APP_RAN_KEY] = True
