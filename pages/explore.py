@@ -167,7 +167,11 @@ where = controls[2].radio(
     format_func={"space": "the space", "map": "the 2-D map"}.get,
     help="The map squeezes the space into 2-D; compare both to see where the picture misleads.",
 )
-metric = controls[3].radio("Similarity", ["cosine", "euclidean"], horizontal=True, key="metric")
+similarities = ["cosine", "euclidean"]
+metric = controls[3].radio(
+    "Similarity", similarities, index=similarities.index(space.metric), horizontal=True, key=f"metric:{space_name}",
+    help="Starts at the space's own similarity (euclidean for vectors whose length means something, e.g. a 2-D code).",
+)
 exclude_artist = controls[3].toggle("Artist filter", key="exclude_artist", help="Leave out the query's own artist (MIREX).")
 
 fitted = load_map_cached(root, space_name, method)

@@ -14,7 +14,7 @@ from songsim.errors import SongsimError
 from songsim.query import store_upload, track_labels
 from songsim.ratings import latest_ratings
 from songsim.panel import study_overview
-from songsim.studies import METRICS, add_space, create_study, list_studies, load_study
+from songsim.studies import METRICS, OWN_METRIC, add_space, create_study, list_studies, load_study
 
 run_through_app()
 root = st.session_state["catalogue_root"]
@@ -58,7 +58,11 @@ with st.expander("Create a study", expanded=not names):
         left, middle, right = st.columns(3)
         artist_filter = left.checkbox("Artist filter", value=True, help="Leave the query's artist out of every run (MIREX).")
         require_play = middle.checkbox("Rate only after playing", value=True)
-        metric = right.selectbox("Similarity", METRICS)
+        metric = right.selectbox(
+            "Similarity", METRICS,
+            format_func=lambda m: "each space's own" if m == OWN_METRIC else m,
+            help="Each space's own: cosine, except euclidean for spaces trained on distances (wavenet, ae-2d, spectrogram-l2).",
+        )
         if st.form_submit_button("Create study", type="primary"):
             try:
                 stored = [store_upload(catalogue, f.getvalue(), f.name).path for f in uploads or []]

@@ -7,7 +7,8 @@
                                                    train the learned spaces (maps: build, or on first view)
     python -m songsim query DIR (--track ID | --audio FILE) [--space NAME] [-k 5]
                             [--metric cosine|euclidean] [--exclude-artist] --json
-    python -m songsim evaluate DIR [--spaces a,b] [--json]   label-based scores of every space
+    python -m songsim evaluate DIR [--spaces a,b] [--metric cosine|euclidean] [--json]
+                                                   label-based scores of every space
     python -m songsim study create DIR --name NAME --spaces a,b [--queries 20] [--k 5] [--seed S]
                             [--raters-per-pair 2] [--panel-size P] [--threshold 1] [--no-artist-filter]
                             [--query-ids id1,id2] [--upload FILE ...]    pool the spaces' top-k for a panel
@@ -174,7 +175,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     update, bar = _progress_bar("evaluating")
     spaces = [s.strip() for s in args.spaces.split(",") if s.strip()] if args.spaces else None
     with bar:
-        result = evaluate_catalogue(args.dir, spaces=spaces, seed=args.seed, k=args.k, on_progress=update)
+        result = evaluate_catalogue(args.dir, spaces=spaces, seed=args.seed, k=args.k, metric=args.metric, on_progress=update)
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0
 
@@ -279,7 +280,10 @@ def _add_study_parsers(sub: argparse._SubParsersAction) -> None:
     create.add_argument("--raters-per-pair", type=int, default=2, help="raters judging each pair (default 2)")
     create.add_argument("--panel-size", type=int, default=None, help="expected raters (default: raters per pair, so everyone rates everything)")
     create.add_argument("--threshold", type=float, default=1.0, help="binary relevance for MAP and P@k: mean BROAD ≥ threshold (default 1)")
-    create.add_argument("--metric", choices=("cosine", "euclidean"), default="cosine")
+    create.add_argument(
+        "--metric", choices=("own", "cosine", "euclidean"), default="own",
+        help="similarity of every run (default: each space's own: euclidean for wavenet, ae-2d, spectrogram-l2)",
+    )
     create.add_argument("--no-artist-filter", action="store_true", help="keep the query's artist among the candidates")
     create.add_argument("--no-require-play", action="store_true", help="let raters rate a candidate before playing it")
     create.add_argument("--query-ids", default=None, help="comma-separated hand-picked track ids (instead of the draw)")
@@ -453,6 +457,10 @@ def make_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--spaces", default=None, help="comma-separated space names (default: every built space)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the ranking protocol's draws and the clusterings")
     evaluate.add_argument("-k", type=int, default=5, help="neighbours per query for P@k, year distance and hubness")
+    evaluate.add_argument(
+        "--metric", choices=("cosine", "euclidean"), default=None,
+        help="similarity of every figure (default: each space's own: euclidean for wavenet, ae-2d, spectrogram-l2)",
+    )
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     evaluate.set_defaults(run=_cmd_evaluate)
     _add_study_parsers(sub)

@@ -210,7 +210,7 @@ def evaluate_catalogue(
     spaces: Sequence[str] | None = None,
     seed: int = 0,
     k: int = 5,
-    metric: str = "cosine",
+    metric: str | None = None,
     on_progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
     """Evaluate built spaces of the catalogue at ``root`` with :func:`evaluate_space`.
@@ -225,15 +225,17 @@ def evaluate_catalogue(
         Seed of the ranking protocol and clusterings (same draws for every space).
     k : int >= 1
         Neighbours per query.
-    metric : {"cosine", "euclidean"}
-        Similarity of every figure.
+    metric : {"cosine", "euclidean"}, optional
+        Similarity of every figure; ``None``: each space's own (:attr:`Space.metric`: cosine,
+        euclidean for wavenet, ae-2d and spectrogram-l2), named in its figures' ``"metric"``.
     on_progress : callable, optional
         ``on_progress(stage, fraction_done, message)``, called before each space and at the end.
 
     Returns
     -------
     dict
-        ``{"spaces": {name: figures}, "n_tracks": int, "seed": int, "k": int}``, JSON-ready.
+        ``{"spaces": {name: figures}, "n_tracks": int, "seed": int, "k": int, "metric": str}``,
+        JSON-ready (``"metric"``: the one given, or ``"each space's own"``).
 
     Raises
     ------
@@ -258,9 +260,10 @@ def evaluate_catalogue(
     results = {}
     for i, name in enumerate(names):
         report("evaluate", i / len(names), f"{name}: {len(catalogue)} tracks")
-        results[name] = evaluate_space(catalogue, load_built_space(catalogue, name), seed=seed, k=k, metric=metric)
+        space = load_built_space(catalogue, name)
+        results[name] = evaluate_space(catalogue, space, seed=seed, k=k, metric=metric or space.metric)
     report("done", 1.0, f"evaluated {len(names)} space(s)")
-    return {"spaces": results, "n_tracks": len(catalogue), "seed": int(seed), "k": int(k), "metric": metric}
+    return {"spaces": results, "n_tracks": len(catalogue), "seed": int(seed), "k": int(k), "metric": metric or "each space's own"}
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -281,7 +284,7 @@ def format_table(result: dict[str, Any]) -> str:
         counts = sorted(set(per_space[name]["n_queries"].values())) or [0]
         span = str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
         split = " (its test split)" if per_space[name]["held_out"] else ""
-        lines.append(f"{name}: {span} queries per figure{split}")
+        lines.append(f"{name}: {span} queries per figure{split}, {per_space[name]['metric']} similarity")
         for figure, reason in per_space[name]["skipped"].items():
             lines.append(f"  skipped {figure}: {reason}")
     return "\n".join(lines)

@@ -954,6 +954,7 @@ class AE2DSpace(_AutoencoderSpace):
     required_labels = ("genre",)
     default_config = AE2D_SPACE_CONFIG
     version = 3
+    metric = "euclidean"  # a point in the plane: genre P@5 0.78 euclidean, 0.75 cosine
 
 
 def _triplet_labels(labels: dict[str, np.ndarray], n_rows: int) -> np.ndarray:

@@ -311,6 +311,7 @@ class SpectrogramL2Space(_SpectrogramSpace):
 
     name = "spectrogram-l2"
     description = "raw log-mel spectrogram (30 s, 93 ms cells) flattened · unreduced, for L2 distance"
+    metric = "euclidean"
 
     def __init__(self, *, time_pool: int = SPECTROGRAM_TIME_POOL) -> None:
         super().__init__(n_components=None, time_pool=time_pool)
@@ -418,8 +419,9 @@ class WaveNetSpace(LearnedSpace):
     """A WaveNet-style dilated CNN on log-mel frames trained with a ranking loss; 64-d."""
 
     name = "wavenet"
-    description = "WaveNet-style dilated causal CNN on log-mel · hinge ranking loss on genre triples · 64-d (best with euclidean)"
+    description = "WaveNet-style dilated causal CNN on log-mel · hinge ranking loss on genre triples · 64-d"
     inputs = ("mel",)
+    metric = "euclidean"  # trained on distances −‖a − b‖: genre P@5 0.725 euclidean, 0.70 cosine
     required_labels = ("genre",)
 
     def __init__(self, *, config: WaveNetSpaceConfig | None = None) -> None:

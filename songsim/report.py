@@ -68,7 +68,7 @@ from songsim.metrics import (
     top_n_overlap,
 )
 from songsim.ratings import latest_ratings, load_ratings
-from songsim.studies import Study, load_study
+from songsim.studies import OWN_METRIC, Study, load_study
 
 __all__ = [
     "CI_LEVEL",
@@ -1190,7 +1190,8 @@ def _label_figures(catalogue_root: str | Path, study: Study) -> dict[str, dict[s
     figures: dict[str, dict[str, Any] | str] = {}
     for space in study.spaces:
         try:
-            figures[space] = evaluate_catalogue(catalogue_root, spaces=[space], k=study.k)["spaces"][space]
+            metric = None if study.metric == OWN_METRIC else study.metric  # the runs' similarity
+            figures[space] = evaluate_catalogue(catalogue_root, spaces=[space], k=study.k, metric=metric)["spaces"][space]
         except SongsimError as error:
             figures[space] = str(error)
     return figures

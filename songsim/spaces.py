@@ -59,6 +59,9 @@ class Space(ABC):
     required_labels: ClassVar[tuple[str, ...]] = ()
     #: bump when the space's algorithm changes, so stored fits become stale
     version: ClassVar[int] = 1
+    #: the similarity its vectors are made for, the default wherever neighbours are searched:
+    #: "cosine" (direction) or "euclidean" (−distance, for vectors whose length means something)
+    metric: ClassVar[str] = "cosine"
 
     vectors_: np.ndarray
 

@@ -18,7 +18,8 @@ Data model (JSON keys = attribute names)::
       relevance_threshold: float     binary relevance for MAP and P@k: mean BROAD >= threshold
       artist_filter: bool            the query's artist is excluded from every run
       require_play: bool             a candidate can be rated only after it was played
-      metric: str                    "cosine" or "euclidean" (neighbour search of every run)
+      metric: str                    "own" (each space's own, Space.metric), "cosine" or
+                                     "euclidean": the neighbour search of every run
       catalogue_fingerprint: str     of the catalogue the runs were computed on
       raters: list[str]              raters in the order they joined (their slot = position)
       created_at: str                UTC ISO 8601
@@ -82,7 +83,9 @@ STUDIES_DIRNAME = "studies"
 BROAD_SCALE = {0: "not similar", 1: "somewhat similar", 2: "very similar"}
 FINE_RANGE = (0.0, 100.0)
 UPLOAD_QUERY_PREFIX = "upload:"
-METRICS = ("cosine", "euclidean")
+#: "own": each space searched with its own similarity (:attr:`songsim.spaces.Space.metric`)
+OWN_METRIC = "own"
+METRICS = (OWN_METRIC, "cosine", "euclidean")
 MAX_RATER_LENGTH = 64
 #: seconds a study read-modify-write waits for another process holding the study's lock
 LOCK_TIMEOUT_S = 60.0
@@ -365,7 +368,7 @@ def _space_runs(
     from songsim.query import embed_upload, neighbours_of
 
     space = load_built_space(catalogue, space_name)
-    index = open_index(catalogue, space, metric=metric)
+    index = open_index(catalogue, space, metric=space.metric if metric == OWN_METRIC else metric)
     runs = []
     for query in queries:
         upload = uploads.get(query.query_id)
@@ -401,7 +404,7 @@ def create_study(
     relevance_threshold: float = 1.0,
     artist_filter: bool = True,
     require_play: bool = True,
-    metric: str = "cosine",
+    metric: str = OWN_METRIC,
     query_ids: Sequence[str] | None = None,
     upload_files: Sequence[str | Path] | None = None,
 ) -> Study:
@@ -429,7 +432,8 @@ def create_study(
     require_play : bool
         The rating page asks for a candidate to be played before it can be rated.
     metric : str
-        ``"cosine"`` or ``"euclidean"``.
+        ``"own"`` (each space's own similarity: cosine, euclidean for wavenet, ae-2d and
+        spectrogram-l2), ``"cosine"`` or ``"euclidean"``.
     query_ids : sequence of str, optional
         Hand-picked catalogue queries (instead of the stratified draw).
     upload_files : sequence of paths, optional

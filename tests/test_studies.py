@@ -134,6 +134,18 @@ def test_artist_filter_off_keeps_the_artist_but_never_the_query(catalogue_dir):
     assert any(artists[c] == artists[q.query_id] for q in study.queries for c in q.pool)
 
 
+def test_each_space_is_searched_with_its_own_similarity_by_default(catalogue_dir):
+    picked = dict(query_ids=["pads-01", "bass-03", "drums-02"], k=5)
+    own = create_study(catalogue_dir, "own-metric", ["handcrafted", "wavenet"], **picked)
+    cosine = create_study(catalogue_dir, "all-cosine", ["handcrafted", "wavenet"], metric="cosine", **picked)
+    euclidean = create_study(catalogue_dir, "all-euclidean", ["handcrafted", "wavenet"], metric="euclidean", **picked)
+    assert own.metric == "own"
+    for mine, handcrafted_like, wavenet_like in zip(own.queries, cosine.queries, euclidean.queries):
+        assert mine.runs["handcrafted"] == handcrafted_like.runs["handcrafted"]  # cosine, its own
+        assert mine.runs["wavenet"] == wavenet_like.runs["wavenet"]  # euclidean, its own
+    assert any(c.runs["wavenet"] != e.runs["wavenet"] for c, e in zip(cosine.queries, euclidean.queries))
+
+
 def test_study_file_round_trips(catalogue_dir):
     study = create_study(catalogue_dir, "round-trip", ["random"], query_ids=["pads-01", "bass-03"], k=3, seed=9,
                          raters_per_pair=2, panel_size=4, relevance_threshold=1.5, require_play=False, metric="euclidean")

@@ -112,6 +112,18 @@ def test_bad_upload_shows_an_error_not_a_traceback(app):
     assert audio_count(app) == 6  # the previous query still plays
 
 
+def test_each_space_starts_at_its_own_similarity(app):
+    assert app.radio(key="metric:handcrafted").value == "cosine"
+    # the sidebar's space selector writes session_state.space_name, which the page reads (AppTest
+    # reruns the page itself, without app.py's sidebar, so the test sets that key directly)
+    app.session_state["space_name"] = "wavenet"  # trained on distances, not angles
+    app.run()
+    assert not app.exception
+    assert app.radio(key="metric:wavenet").value == "euclidean"
+    assert "Top-5 in the wavenet space" in [h.value for h in app.subheader]
+    assert any("−distance" in m.value for m in app.markdown)
+
+
 @pytest.mark.parametrize("method", ["pca", "tsne", "umap", "ae2d"])
 def test_every_map_method_colouring_and_toggle_renders(app, method):
     app.radio(key="method").set_value(method).run()
@@ -119,7 +131,7 @@ def test_every_map_method_colouring_and_toggle_renders(app, method):
         app.radio(key="colour_by").set_value(colour).run()
         assert not app.exception
     app.radio(key="where").set_value("map").run()
-    app.radio(key="metric").set_value("euclidean").run()
+    app.radio(key="metric:handcrafted").set_value("euclidean").run()
     app.toggle(key="exclude_artist").set_value(True).run()
     assert not app.exception
     assert audio_count(app) == 6
