@@ -21,7 +21,7 @@ from songsim import config
 from songsim.config import DEFAULT_MAP_METHODS
 from songsim import literature  # noqa: F401 - registers the literature's spaces (it imports, so follows, the learned ones)
 from songsim.catalogue import Catalogue, load_catalogue
-from songsim.errors import SongsimError
+from songsim.errors import NotBuiltError, SongsimError
 from songsim.features import extract_features, feature_backend
 from songsim.files import read_json, write_json
 from songsim.learned import LearnedSpace, TrainingOptions  # also registers the learned spaces and the ae2d map
@@ -30,6 +30,7 @@ from songsim.measure import metadata_matrix
 from songsim.neighbours import make_index
 from songsim.spaces import (
     Space,
+    is_current_version,
     load_space,
     save_space,
     space_dir,
@@ -306,6 +307,7 @@ def _build_locked(
         fit_started = time.perf_counter()
         space = cls().fit(inputs, labels=labels, seed=seed, **({"training": options} if issubclass(cls, LearnedSpace) else {}))
         save_space(space, folder, fit_key=key, fit_seconds=time.perf_counter() - fit_started)
+        (folder / TRAINING_STATE_FILE).unlink(missing_ok=True)  # the trained model is stored now
         fitted_spaces[cls.name] = space
         report.built.append(cls.name)
         report.stage_seconds[stage] = time.perf_counter() - stage_started
@@ -416,8 +418,9 @@ def in_build_order(names: Sequence[str]) -> list[str]:
 
 
 def built_space_names(catalogue: Catalogue) -> list[str]:
-    """Registered spaces with a stored fit in this catalogue, in registry order."""
-    return [n for n in space_names() if stored_fit_key(space_dir(catalogue.derived_dir, n)) is not None]
+    """Registered spaces with a stored fit of their current version in this catalogue, in
+    registry order (a fit by an older songsim must be rebuilt before it is used)."""
+    return [n for n in space_names() if is_current_version(space_type(n), stored_fit_key(space_dir(catalogue.derived_dir, n)))]
 
 
 
@@ -468,9 +471,17 @@ def open_index(catalogue: Catalogue, space: Space, *, metric: str):
 
 
 def load_built_space(catalogue: Catalogue, name: str) -> Space:
-    """The fitted space ``name`` stored in this catalogue (:class:`NotBuiltError` if none)."""
-    space_type(name)
-    return load_space(space_dir(catalogue.derived_dir, name))
+    """The fitted space ``name`` stored in this catalogue (:class:`NotBuiltError` if none, or
+    if it was fitted by an older version of the space's algorithm)."""
+    cls = space_type(name)
+    folder = space_dir(catalogue.derived_dir, name)
+    key = stored_fit_key(folder)
+    if key is not None and not is_current_version(cls, key):
+        raise NotBuiltError(
+            f"Space {name!r} in {catalogue.root} was fitted by an older songsim (its algorithm is now version "
+            f"{cls.version}): rebuild it with `python -m songsim build {catalogue.root} --spaces {name}` or on the Models page."
+        )
+    return load_space(folder)
 
 
 def space_states(catalogue: Catalogue) -> list[dict]:

@@ -180,6 +180,12 @@ def space_fit_key(space_cls: type[Space], inputs_fingerprint: str, seed: int) ->
     return f"{space_cls.name}-v{space_cls.version}-seed{seed}-{inputs_fingerprint}"
 
 
+def is_current_version(space_cls: type[Space], fit_key: str | None) -> bool:
+    """Whether a stored fit key was made by this version of the space's algorithm (a fit of an
+    older version may take other inputs: it cannot embed uploads, and counts as not built)."""
+    return fit_key is not None and fit_key.startswith(f"{space_cls.name}-v{space_cls.version}-")
+
+
 def save_space(space: Space, folder: Path, *, fit_key: str, fit_seconds: float) -> None:
     """Store a fitted space atomically (a crash never leaves a half-written fit behind)."""
     with atomic_write(folder / SPACE_FILE) as handle:

@@ -31,10 +31,10 @@ import io
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -252,7 +252,9 @@ class ResumeFile:
     Attributes
     ----------
     path : path-like
-        The file (written atomically each epoch, deleted when training finishes).
+        The file, written atomically after each epoch. The caller deletes it once the trained
+        model is stored: until then a killed run resumes from it (from the end, if training
+        had finished), instead of training again.
     key : str
         What is being trained (e.g. the space's fit key); a file with another key, or for a
         model of another shape, is stale and ignored.
@@ -266,22 +268,36 @@ def _model_signature(model: nn.Module) -> str:
     return type(model).__name__ + ":" + ",".join(f"{k}{tuple(v.shape)}" for k, v in model.state_dict().items())
 
 
-def _save_training_state(resume: ResumeFile, state: dict[str, Any]) -> None:
-    with atomic_write(resume.path) as handle:
-        torch.save(state, handle)
+def _save_training_state(resume: ResumeFile, state: dict[str, Any]) -> bool:
+    """Write the state atomically; ``False`` (with a warning) when it cannot be written, e.g. a
+    full disk: training goes on, only without the chance to resume."""
+    try:
+        with atomic_write(resume.path) as handle:
+            torch.save(state, handle)
+    except OSError as error:
+        warnings.warn(
+            f"cannot save the training state to {resume.path} ({error.strerror or error}); training goes on, "
+            "but a killed build will restart it from the first epoch",
+            stacklevel=3,
+        )
+        return False
+    return True
 
 
 def _load_training_state(resume: ResumeFile, signature: str, device: torch.device) -> dict[str, Any] | None:
-    """The saved state of this training, or ``None`` (none saved, stale or unreadable)."""
+    """The saved state of this training (with ``"history"`` as a :class:`History`), or ``None``
+    when there is none, or it is of another fit, model shape or device, or unreadable."""
     try:
         state = torch.load(resume.path, map_location=device, weights_only=True)
-    except FileNotFoundError:
+        if (state.get("key"), state.get("signature"), state.get("device")) != (resume.key, signature, str(device)):
+            return None
+        state["history"] = History(**state["history"])
+        n_cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if len(state["cuda_rng"]) not in (0, n_cuda):
+            return None
+        return state
+    except Exception:  # noqa: BLE001 - missing, foreign or from another songsim: as good as none
         return None
-    except Exception:  # noqa: BLE001 - a file that does not load is as good as none
-        return None
-    if not isinstance(state, dict) or state.get("key") != resume.key or state.get("signature") != signature:
-        return None
-    return state
 
 
 def fit_model(
@@ -345,10 +361,10 @@ def fit_model(
         model.load_state_dict(saved["model"])
         optimiser.load_state_dict(saved["optimiser"])
         best_loss, best_state, first_epoch = saved["best_loss"], saved["best_state"], saved["epoch"] + 1
-        history = History(**saved["history"])
+        history = saved["history"]
         seconds_before = history.seconds
         torch.set_rng_state(saved["torch_rng"].cpu())
-        if torch.cuda.is_available() and saved["cuda_rng"]:
+        if saved["cuda_rng"]:
             torch.cuda.set_rng_state_all([state.cpu() for state in saved["cuda_rng"]])
         if rng is not None:
             rng.bit_generator.state = saved["numpy_rng"]
@@ -375,14 +391,14 @@ def fit_model(
             best_loss, history.best_epoch = monitored, epoch
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         history.seconds = seconds_before + time.perf_counter() - started
-        if resume is not None:
-            _save_training_state(resume, {
-                "key": resume.key, "signature": signature, "epoch": epoch, "model": model.state_dict(),
+        if resume is not None and not _save_training_state(resume, {
+                "key": resume.key, "signature": signature, "device": str(device), "epoch": epoch, "model": model.state_dict(),
                 "optimiser": optimiser.state_dict(), "best_loss": best_loss, "best_state": best_state,
                 "history": asdict(history), "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
                 "numpy_rng": None if rng is None else rng.bit_generator.state,
-            })  # fmt: skip
+            }):  # fmt: skip
+            resume = None  # could not save (warned): go on without
         if on_epoch is not None:
             on_epoch(epoch, max_epochs, train_loss, val_loss)
         if epoch - history.best_epoch >= patience and epoch < max_epochs:
@@ -392,8 +408,6 @@ def fit_model(
         model.load_state_dict(best_state)
     model.eval()
     history.seconds = seconds_before + time.perf_counter() - started
-    if resume is not None:
-        Path(resume.path).unlink(missing_ok=True)
     return history
 
 

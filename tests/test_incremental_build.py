@@ -288,3 +288,24 @@ def test_a_stale_training_state_is_ignored(tmp_path):
           training=TrainingOptions(max_epochs=4, on_epoch=lambda space, epoch, *rest: epochs.append(epoch)))
     assert epochs == [1, 2, 3, 4]
     assert not (space_dir(root / ".songsim", "genre-cnn") / TRAINING_STATE_FILE).exists()
+
+
+def test_a_fit_by_an_older_version_of_the_algorithm_counts_as_not_built(built_small, tmp_path):
+    """A space whose algorithm changed (its version) may take other inputs now: its old fit is
+    neither listed nor loaded, and the next build refits it."""
+    import json
+
+    from songsim.build import built_space_names, load_built_space
+    from songsim.errors import NotBuiltError
+
+    root = Path(shutil.copytree(built_small, tmp_path / "cat"))
+    meta_path = space_dir(root / ".songsim", "handcrafted") / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["fit_key"] = meta["fit_key"].replace("handcrafted-v1-", "handcrafted-v0-")
+    meta_path.write_text(json.dumps(meta))
+    catalogue = load_catalogue(root)
+    assert "handcrafted" not in built_space_names(catalogue)
+    with pytest.raises(NotBuiltError, match="older songsim .* --spaces handcrafted"):
+        load_built_space(catalogue, "handcrafted")
+    assert "handcrafted" in build(root, spaces=SPACES, map_methods=METHODS, n_jobs=1).built
+    assert "handcrafted" in built_space_names(load_catalogue(root))

@@ -10,6 +10,7 @@ from torch import nn
 from songsim.errors import SongsimError
 from songsim.models import AutoencoderConfig, CNNConfig, DenseAutoencoder, MelCNN
 from songsim.train import (
+    ResumeFile,
     Checkpoint,
     History,
     choose_device,
@@ -98,6 +99,40 @@ def test_fit_model_without_validation_selects_on_training_loss():
         learning_rate=0.05, weight_decay=0.0, device=torch.device("cpu"),
     )  # fmt: skip
     assert history.val_loss == [] and history.best_epoch == int(np.argmin(history.train_loss)) + 1
+
+
+def _fit_regression(resume=None, on_epoch=None):
+    train, val, loss_fn = _regression_problem()
+    model = nn.Linear(1, 1, bias=False)
+    nn.init.zeros_(model.weight)
+    history = fit_model(
+        model, loss_fn=loss_fn, train_batches=lambda: train, val_batches=val, max_epochs=200, patience=5,
+        learning_rate=0.05, weight_decay=0.0, device=torch.device("cpu"), on_epoch=on_epoch, resume=resume,
+    )  # fmt: skip
+    return model, history
+
+
+def test_a_finished_training_state_resumes_at_its_end_without_training_again(tmp_path):
+    """Killed after training but before the model was stored: the state finishes it at once."""
+    resume = ResumeFile(tmp_path / "state.pt", "fit-1")
+    first, history = _fit_regression(resume)
+    assert history.stopped_early and (tmp_path / "state.pt").is_file()  # the caller deletes it once stored
+    epochs = []
+    again, resumed = _fit_regression(resume, on_epoch=lambda *a: epochs.append(a))
+    assert epochs == []
+    assert torch.equal(again.weight, first.weight)
+    assert (resumed.train_loss, resumed.best_epoch, resumed.stopped_early) == (history.train_loss, history.best_epoch, True)
+
+    _, other = _fit_regression(ResumeFile(tmp_path / "state.pt", "fit-2"), on_epoch=lambda *a: epochs.append(a))
+    assert epochs and len(other.train_loss) == len(history.train_loss)  # another fit's state: trained afresh
+
+
+def test_an_unwritable_training_state_warns_and_training_goes_on(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the state's folder should be")
+    with pytest.warns(UserWarning, match="cannot save the training state"):
+        _, history = _fit_regression(ResumeFile(blocker / "state.pt", "fit"))
+    assert history.stopped_early and history.best_epoch > 0
 
 
 def _train_tiny_cnn(seed: int) -> MelCNN:
