@@ -7,6 +7,7 @@ the whole set), and a crash loses nothing already stored: every file is written 
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ from songsim.errors import NotBuiltError, SongsimError
 from songsim.features import extract_features, feature_backend
 from songsim.files import read_json, write_json
 from songsim.learned import LearnedSpace, TrainingOptions  # also registers the learned spaces and the ae2d map
-from songsim.maps import MAP_SAMPLE_SIZE, FittedMap, fit_map, load_map, save_map
+from songsim.maps import MAP_SAMPLE_SIZE, FittedMap, fit_map, load_map, map_methods, save_map
 from songsim.measure import metadata_matrix
 from songsim.neighbours import make_index
 from songsim.spaces import (
@@ -160,11 +161,20 @@ def map_path(catalogue: Catalogue, space_name: str, method: str) -> Path:
 MAP_SAMPLE_STRATA = "genre"
 
 
+def _map_strata(catalogue: Catalogue) -> np.ndarray | None:
+    return catalogue.labels(MAP_SAMPLE_STRATA) if catalogue.has_labels(MAP_SAMPLE_STRATA) else None
+
+
 def map_fit_key(catalogue: Catalogue, space_name: str, method: str, *, seed: int = 0) -> str:
     """The key a map fitted now would be stored with: the space's stored fit key, the method,
-    the seed and the sampling rule for large catalogues (size and strata; maps.py docstring)."""
-    key = stored_fit_key(space_dir(catalogue.derived_dir, space_name))
-    return f"{key}-{method}-seed{seed}-sample{MAP_SAMPLE_SIZE}-by-{MAP_SAMPLE_STRATA}"
+    the seed and — where the method fits on a sample of a large catalogue (maps.py docstring)
+    — the sample size and the labels it is stratified by."""
+    key = f"{stored_fit_key(space_dir(catalogue.derived_dir, space_name))}-{method}-seed{seed}"
+    if len(catalogue) > MAP_SAMPLE_SIZE and not map_methods()[method].fit_on_all:
+        strata = _map_strata(catalogue)
+        labels = "none" if strata is None else hashlib.sha256("\0".join(map(str, strata)).encode()).hexdigest()[:12]
+        key += f"-sample{MAP_SAMPLE_SIZE}-by-{MAP_SAMPLE_STRATA}-{labels}"
+    return key
 
 
 def map_is_current(catalogue: Catalogue, space_name: str, method: str, *, seed: int = 0) -> bool:
@@ -176,8 +186,7 @@ def map_is_current(catalogue: Catalogue, space_name: str, method: str, *, seed: 
 def fit_and_store_map(catalogue: Catalogue, space: Space, method: str, *, seed: int = 0) -> FittedMap:
     """Fit a 2-D map of ``space`` and store it beside the space (atomically). Above
     :data:`~songsim.maps.MAP_SAMPLE_SIZE` tracks the fitted sample keeps the genres' shares."""
-    strata = catalogue.labels(MAP_SAMPLE_STRATA) if catalogue.has_labels(MAP_SAMPLE_STRATA) else None
-    fitted = fit_map(space.vectors_, method=method, seed=seed, strata=strata)
+    fitted = fit_map(space.vectors_, method=method, seed=seed, strata=_map_strata(catalogue))
     path = map_path(catalogue, space.name, method)
     save_map(fitted, path)
     write_json(

@@ -309,3 +309,21 @@ def test_a_fit_by_an_older_version_of_the_algorithm_counts_as_not_built(built_sm
         load_built_space(catalogue, "handcrafted")
     assert "handcrafted" in build(root, spaces=SPACES, map_methods=METHODS, n_jobs=1).built
     assert "handcrafted" in built_space_names(load_catalogue(root))
+
+
+def test_a_sampled_maps_key_names_its_sample_and_strata(built_small, tmp_path, monkeypatch):
+    """Only a map fitted on a sample (a large catalogue, a non-linear method) carries the
+    sampling rule in its key, with the labels it was stratified by: relabelling refits it."""
+    import songsim.build
+    from songsim.build import map_fit_key
+
+    root = Path(shutil.copytree(built_small, tmp_path / "cat"))
+    small = load_catalogue(root)
+    assert map_fit_key(small, "handcrafted", "umap").endswith("-umap-seed0")  # 12 tracks: every row is fitted
+    monkeypatch.setattr(songsim.build, "MAP_SAMPLE_SIZE", 5)
+    umap_key = map_fit_key(small, "handcrafted", "umap")
+    assert "-umap-seed0-sample5-by-genre-" in umap_key
+    assert map_fit_key(small, "handcrafted", "pca").endswith("-pca-seed0")  # PCA always fits every row
+    text = (root / "tracks.csv").read_text()
+    (root / "tracks.csv").write_text(text.replace(",pads,", ",drums,", 1))
+    assert map_fit_key(load_catalogue(root), "handcrafted", "umap") != umap_key
