@@ -910,6 +910,11 @@ def _connect_dask(address: str):
     return client
 
 
+#: this many tasks failing in a row (not a file's own failure, which the task reports) means
+#: the cluster is broken: one error about it instead of a "bad file" line per track
+DASK_MAX_LOST_IN_A_ROW = 8
+
+
 def _task_failure(error: BaseException) -> str:
     """The reason for a file whose Dask task raised (the task itself never raises for a bad
     file, so this is the cluster's fault: a dead worker, a missing module, a cancellation)."""
@@ -961,13 +966,21 @@ def _run_dask(
         )
         completed = as_completed(futures, loop=client.loop)
         del futures  # as_completed holds each future until it is handed out
+        lost_in_a_row = 0
         for future in completed:
             fingerprint, path, out_path = job_of[future.key]
             try:
                 _, features, reason, worker, unreadable = future.result()
             except Exception as error:  # noqa: BLE001 - KilledWorker, CancelledError, ImportError, ...
                 features, reason = None, _task_failure(error)
+                lost_in_a_row += 1
+                if lost_in_a_row >= DASK_MAX_LOST_IN_A_ROW:  # the cluster is broken, not the files
+                    raise SongsimError(
+                        f"the Dask cluster at {address} lost {lost_in_a_row} tasks in a row; the last: {reason}. "
+                        "The tracks received before are cached: fix the workers and build again."
+                    ) from error
             else:
+                lost_in_a_row = 0
                 if unreadable and not _readable(path):  # missing here too: not a mount problem
                     reason = (
                         f"cannot be read, neither on this machine nor on worker {worker}. Check the "

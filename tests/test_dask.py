@@ -144,6 +144,35 @@ def test_a_worker_that_cannot_see_the_audio_says_how_to_fix_it(cluster, tones, t
     assert cached_files(tmp_path, "mel") == []
 
 
+def _break_tasks_on_this_worker(broken: bool) -> None:
+    """Run in each worker (``client.run``): make every feature task raise, as on a worker whose
+    environment is broken (the task itself reports a bad file; it never raises for one)."""
+    from songsim import features as worker_features
+
+    def broken_task(*args):
+        raise RuntimeError("this worker's environment is broken")
+
+    if broken:
+        worker_features.__dict__.setdefault("_working_task", worker_features._dask_task)  # noqa: SLF001
+        worker_features._dask_task = broken_task  # noqa: SLF001
+    elif "_working_task" in worker_features.__dict__:
+        worker_features._dask_task = worker_features.__dict__.pop("_working_task")  # noqa: SLF001
+
+
+def test_a_broken_cluster_is_one_error_about_the_cluster_not_a_line_per_file(cluster, tones, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(features, "DASK_MAX_LOST_IN_A_ROW", 2)
+    fingerprints = [file_fingerprint(p) for p in tones]
+    with distributed.Client(cluster.scheduler_address, set_as_default=False) as client:
+        client.run(_break_tasks_on_this_worker, True)
+        try:
+            with pytest.raises(SongsimError, match="lost 2 tasks in a row") as caught:
+                extract_features(tones, fingerprints, kind="handcrafted", cache_dir=tmp_path, dask_address=cluster.scheduler_address)
+        finally:
+            client.run(_break_tasks_on_this_worker, False)
+    assert not isinstance(caught.value, FeatureExtractionError)
+    assert cluster.scheduler_address in str(caught.value) and "environment is broken" in str(caught.value)
+
+
 def test_unreachable_scheduler_is_a_clear_error_fast(tones, tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(features, "DASK_CONNECT_TIMEOUT_S", 1.0)
     address = f"tcp://127.0.0.1:{free_port()}"
