@@ -70,7 +70,8 @@ if buildable and st.button(f"Build {', '.join(buildable)}", type="primary"):
 
 st.subheader("Scored against the labels")
 st.caption(
-    "The automatic counterpart of a listening study. **P@5**: share of the top-5 (cosine, query excluded) "
+    "The automatic counterpart of a listening study. Each space is searched with its own similarity (cosine; "
+    "euclidean for wavenet, ae-2d and spectrogram-l2). **P@5**: share of the top-5 (query excluded) "
     "with the query's label; the artist filter leaves out the query's artist (MIREX). **Year distance**: mean "
     "|year difference| of the top-5. **Ranking protocol**: per query 3 same-genre and 3 other-genre songs drawn "
     "at random and ranked by the space: NDCG@k = DCG@k / IDCG@k with binary gain and log2(rank + 1) discount, "

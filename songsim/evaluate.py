@@ -1,9 +1,10 @@
 """Label-based evaluation of embedding spaces: the offline counterpart of a listening study.
 
 Catalogue labels stand in for raters: a neighbour "is relevant" when it shares the query's
-genre (or emotion quadrant), or for the list figures its album or artist. Every figure uses
-one similarity, cosine by default (``metric="euclidean"``: ``−‖a − b‖``), with exact search,
-and never counts the query itself. Per space, :func:`evaluate_space` reports
+genre (or emotion quadrant), or for the list figures its album or artist. Every figure of a
+space uses one similarity — :func:`evaluate_catalogue` takes the space's own
+(:attr:`songsim.spaces.Space.metric`) unless told otherwise; ``metric="euclidean"`` is
+``−‖a − b‖`` — with exact search, and never counts the query itself. Per space, :func:`evaluate_space` reports
 
 ``genre_p@k``
     Mean share of the top-k neighbours with the query's genre (P@k, Pampalk 2006).
