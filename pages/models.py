@@ -88,6 +88,8 @@ if built:
     st.dataframe(figures_table(result).rename(index=FIGURES), width="stretch")
     counts = {name: scores.get("n_queries", {}).get("genre_p@5") for name, scores in result["spaces"].items()}
     st.caption("Queries per space (genre P@5): " + ", ".join(f"{n}: {c}" for n, c in counts.items()))
+    euclidean = [name for name, scores in result["spaces"].items() if scores.get("metric") == "euclidean"]
+    st.caption("Similarity: euclidean for " + ", ".join(euclidean) + "; cosine for the rest." if euclidean else "Similarity: cosine.")
     for name, scores in result["spaces"].items():
         for figure, reason in scores.get("skipped", {}).items():
             st.info(f"{name}: {FIGURES.get(figure, figure)} skipped — {reason}")
