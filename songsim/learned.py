@@ -420,10 +420,9 @@ class LearnedSpace(_CheckpointHolder, Space):
     ) -> "History":
         """:func:`songsim.train.fit_model` with the options' device, epochs, progress and
         resume file; ``rng`` is the generator ``train_batches`` draws from."""
-        from songsim.train import ResumeFile, choose_device, fit_model
+        from songsim.train import choose_device, fit_model
 
         on_epoch = options.on_epoch
-        resume = None if options.resume_path is None else ResumeFile(options.resume_path, f"{self.name}:{options.resume_key}")
         return fit_model(
             module,
             loss_fn=loss_fn,
@@ -435,9 +434,15 @@ class LearnedSpace(_CheckpointHolder, Space):
             weight_decay=config.weight_decay,
             device=choose_device(options.device),
             on_epoch=None if on_epoch is None else (lambda *args: on_epoch(self.name, *args)),
-            resume=resume,
+            resume=self._resume_file(options),
             rng=rng,
         )
+
+    def _resume_file(self, options: TrainingOptions) -> "ResumeFile | None":
+        """Where this space's training keeps its state (``None``: the options name no file)."""
+        from songsim.train import ResumeFile
+
+        return None if options.resume_path is None else ResumeFile(options.resume_path, f"{self.name}:{options.resume_key}")
 
 
 # ============================================================================================

@@ -800,6 +800,8 @@ class ALISpace(LearnedSpace):
                 device=choose_device(options.device),
                 monitor=(lambda m: {"validation reconstruction (MSE)": reconstruction(m, val_segments)[0]}) if len(split.val) else None,
                 on_epoch=None if on_epoch is None else (lambda *args: on_epoch(self.name, *args)),
+                resume=self._resume_file(options),
+                rng=rng,
             )
         self.vectors_ = _embed_crops(model.encode, _device_of(model), mels, frames=segment, dim=network.latent_dim)
         with torch.no_grad():

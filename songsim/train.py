@@ -17,7 +17,8 @@ Loop
     :class:`ResumeFile` it saves its whole state after every epoch and a killed run continues
     from the last finished epoch with the same result.
     :func:`fit_adversarial` is the two-player loop of adversarial models (ALI): alternating
-    discriminator and generator steps, both losses in the history, no early stopping.
+    discriminator and generator steps, both losses in the history, no early stopping; it
+    resumes the same way.
 Checkpoints
     :class:`Checkpoint`: the model's config dataclass, its weights, the feature settings,
     the catalogue fingerprint, the history and the test metrics. :func:`save_checkpoint`
@@ -268,6 +269,23 @@ def _model_signature(model: nn.Module) -> str:
     return type(model).__name__ + ":" + ",".join(f"{k}{tuple(v.shape)}" for k, v in model.state_dict().items())
 
 
+def _generator_states(rng: np.random.Generator | None) -> dict[str, Any]:
+    """The random generators a training draws from, for its saved state."""
+    return {
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy_rng": None if rng is None else rng.bit_generator.state,
+    }
+
+
+def _restore_generators(saved: dict[str, Any], rng: np.random.Generator | None) -> None:
+    torch.set_rng_state(saved["torch_rng"].cpu())
+    if saved["cuda_rng"]:
+        torch.cuda.set_rng_state_all([state.cpu() for state in saved["cuda_rng"]])
+    if rng is not None:
+        rng.bit_generator.state = saved["numpy_rng"]
+
+
 def _save_training_state(resume: ResumeFile, state: dict[str, Any]) -> bool:
     """Write the state atomically; ``False`` (with a warning) when it cannot be written, e.g. a
     full disk: training goes on, only without the chance to resume."""
@@ -363,11 +381,7 @@ def fit_model(
         best_loss, best_state, first_epoch = saved["best_loss"], saved["best_state"], saved["epoch"] + 1
         history = saved["history"]
         seconds_before = history.seconds
-        torch.set_rng_state(saved["torch_rng"].cpu())
-        if saved["cuda_rng"]:
-            torch.cuda.set_rng_state_all([state.cpu() for state in saved["cuda_rng"]])
-        if rng is not None:
-            rng.bit_generator.state = saved["numpy_rng"]
+        _restore_generators(saved, rng)
         if saved["epoch"] - history.best_epoch >= patience:  # it was killed as patience ran out
             history.stopped_early, first_epoch = saved["epoch"] < max_epochs, max_epochs + 1
     for epoch in range(first_epoch, max_epochs + 1):
@@ -394,9 +408,7 @@ def fit_model(
         if resume is not None and not _save_training_state(resume, {
                 "key": resume.key, "signature": signature, "device": str(device), "epoch": epoch, "model": model.state_dict(),
                 "optimiser": optimiser.state_dict(), "best_loss": best_loss, "best_state": best_state,
-                "history": asdict(history), "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                "numpy_rng": None if rng is None else rng.bit_generator.state,
+                "history": asdict(history), **_generator_states(rng),
             }):  # fmt: skip
             resume = None  # could not save (warned): go on without
         if on_epoch is not None:
@@ -426,6 +438,8 @@ def fit_adversarial(
     device: torch.device,
     monitor: Callable[[nn.Module], dict[str, float]] | None = None,
     on_epoch: EpochFn | None = None,
+    resume: ResumeFile | None = None,
+    rng: np.random.Generator | None = None,
 ) -> History:
     """Train a two-player (adversarial) model: per batch one discriminator step, then
     ``generator_steps`` generator steps, each player with its own Adam.
@@ -458,6 +472,9 @@ def fit_adversarial(
         :attr:`History.extra_losses`.
     on_epoch : callable, optional
         ``on_epoch(epoch, max_epochs, generator_loss, None)`` after every epoch.
+    resume, rng : optional
+        As in :func:`fit_model`: the state (both players' optimisers included) is saved after
+        every epoch and a killed run continues from its last finished epoch.
 
     Returns
     -------
@@ -471,7 +488,17 @@ def fit_adversarial(
     optimise_d = torch.optim.Adam(list(discriminator_parameters), lr=learning_rate, betas=betas)
     optimise_g = torch.optim.Adam(list(generator_parameters), lr=learning_rate, betas=betas)
     history = History(device=str(device), train_loss_name="generator", extra_losses={"discriminator": []})
-    for epoch in range(1, max_epochs + 1):
+    first_epoch, seconds_before = 1, 0.0
+    signature = _model_signature(model)
+    saved = _load_training_state(resume, signature, device) if resume is not None else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimise_d.load_state_dict(saved["optimisers"][0])
+        optimise_g.load_state_dict(saved["optimisers"][1])
+        history, first_epoch = saved["history"], saved["epoch"] + 1
+        seconds_before = history.seconds
+        _restore_generators(saved, rng)
+    for epoch in range(first_epoch, max_epochs + 1):
         progress = (epoch - 1) / max_epochs
         model.train()
         totals, count = {"generator": 0.0, "discriminator": 0.0}, 0
@@ -498,10 +525,17 @@ def fit_adversarial(
                 for name, value in monitor(model).items():
                     history.extra_losses.setdefault(name, []).append(float(value))
         history.best_epoch = epoch
+        history.seconds = seconds_before + time.perf_counter() - started
+        if resume is not None and not _save_training_state(resume, {
+                "key": resume.key, "signature": signature, "device": str(device), "epoch": epoch, "model": model.state_dict(),
+                "optimisers": [optimise_d.state_dict(), optimise_g.state_dict()], "history": asdict(history),
+                **_generator_states(rng),
+            }):  # fmt: skip
+            resume = None  # could not save (warned): go on without
         if on_epoch is not None:
             on_epoch(epoch, max_epochs, history.train_loss[-1], None)
     model.eval()
-    history.seconds = time.perf_counter() - started
+    history.seconds = seconds_before + time.perf_counter() - started
     return history
 
 

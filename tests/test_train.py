@@ -10,11 +10,12 @@ from torch import nn
 from songsim.errors import SongsimError
 from songsim.models import AutoencoderConfig, CNNConfig, DenseAutoencoder, MelCNN
 from songsim.train import (
-    ResumeFile,
     Checkpoint,
     History,
+    ResumeFile,
     choose_device,
     classification_metrics,
+    fit_adversarial,
     fit_model,
     load_checkpoint,
     save_checkpoint,
@@ -133,6 +134,56 @@ def test_an_unwritable_training_state_warns_and_training_goes_on(tmp_path):
     with pytest.warns(UserWarning, match="cannot save the training state"):
         _, history = _fit_regression(ResumeFile(blocker / "state.pt", "fit"))
     assert history.stopped_early and history.best_epoch > 0
+
+
+class _TwoPlayers(nn.Module):
+    """A toy adversarial pair: the generator maps noise to points, the discriminator scores them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.g, self.d = nn.Linear(2, 2), nn.Linear(2, 1)
+
+
+def _fit_two_players(resume=None, stop_after=None):
+    """fit_adversarial on the toy pair for 4 epochs, drawing batches from a numpy generator and
+    noise from torch's; ``stop_after`` raises after that epoch (a kill once its state is saved)."""
+    rng = np.random.default_rng(0)
+    data = torch.randn(64, 2, generator=torch.Generator().manual_seed(1)) + 3.0
+
+    def batches():
+        order = rng.permutation(64)
+        return [(data[order[i : i + 16]],) for i in range(0, 64, 16)]
+
+    def d_loss(model, batch, progress):
+        fake = model.g(torch.randn_like(batch[0]))
+        return model.d(fake.detach()).mean() - model.d(batch[0]).mean()
+
+    def g_loss(model, batch, progress):
+        return -model.d(model.g(torch.randn_like(batch[0]))).mean()
+
+    def on_epoch(epoch, *rest):
+        if epoch == stop_after:
+            raise KeyboardInterrupt
+
+    with seeded(0):
+        model = _TwoPlayers()
+        history = fit_adversarial(
+            model, discriminator_loss=d_loss, generator_loss=g_loss, discriminator_parameters=model.d.parameters(),
+            generator_parameters=model.g.parameters(), train_batches=batches, max_epochs=4, generator_steps=2,
+            learning_rate=0.01, betas=(0.5, 0.999), device=torch.device("cpu"), on_epoch=on_epoch, resume=resume, rng=rng,
+        )  # fmt: skip
+    return model, history
+
+
+def test_an_interrupted_adversarial_training_resumes_to_the_same_weights(tmp_path):
+    reference, expected = _fit_two_players()
+    resume = ResumeFile(tmp_path / "state.pt", "ali")
+    with pytest.raises(KeyboardInterrupt):
+        _fit_two_players(resume, stop_after=2)
+    resumed, history = _fit_two_players(resume)
+    for name, value in reference.state_dict().items():
+        assert torch.equal(resumed.state_dict()[name], value), name
+    assert history.train_loss == expected.train_loss and history.extra_losses == expected.extra_losses
 
 
 def _train_tiny_cnn(seed: int) -> MelCNN:
