@@ -35,13 +35,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 from songsim import config
 from songsim.audio import file_fingerprint, load_clip
+from songsim.benchmarks import machine_conditions
 from songsim.catalogue import load_catalogue
 from songsim.config import single_threaded_blas
 from songsim.features import extract_features, handcrafted_features, log_mel_spectrogram
@@ -178,9 +178,7 @@ def main() -> None:
             "cpu_clips_per_s": round(n / floor_cpu_s, 2),
         },
         "extraction": extraction_figures,
-        "machine": {"cpus": os.cpu_count(), "load_avg_1m_at_start": round(load_at_start, 2),
-                    "load_avg_1m_at_end": round(os.getloadavg()[0], 2), "python": platform.python_version(),
-                    "platform": platform.platform()},
+        "machine": machine_conditions(load_at_start),
     }, indent=2))
 
 

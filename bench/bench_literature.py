@@ -28,7 +28,6 @@ Target (issue 6): each space trains in ≤ 180 s on 2 CPU cores for the demo cat
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
@@ -38,7 +37,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from songsim import config
+from bench.training_args import training_parser
 from songsim.build import features_cache_dir, space_inputs
 from songsim.catalogue import load_catalogue
 from songsim.evaluate import evaluate_space
@@ -66,11 +65,7 @@ def _conditions() -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--dir", default=str(config.default_demo_dir()))
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--epochs", type=int, default=None, help="override every model's max epochs")
-    parser.add_argument("--seed", type=int, default=0)
+    parser = training_parser()
     parser.add_argument("--spaces", default=",".join(LITERATURE_SPACES))
     parser.add_argument(
         "--wavenet-variants", default="", help="extra wavenet trainings, e.g. pairwise:cosine,listwise:euclidean (loss:similarity)"

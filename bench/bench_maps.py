@@ -29,12 +29,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 
 import numpy as np
 
-from songsim.benchmarks import GENERATOR, clustered_embeddings
+from songsim.benchmarks import GENERATOR, clustered_embeddings, machine_conditions
 from songsim.config import single_threaded_blas
 from songsim.maps import MAP_SAMPLE_SIZE, TRANSFORM_BATCH_ROWS, fit_map, warm_up
 
@@ -107,9 +106,7 @@ def main() -> None:
                      "transform_batch_rows": TRANSFORM_BATCH_ROWS, "held_out_rows": HELD_OUT,
                      "queries": args.queries, "blas_threads": 1, "warmup_s": {k: round(v, 1) for k, v in warmup_s.items()}},
         "generator": {"function": "songsim.benchmarks.clustered_embeddings", **GENERATOR},
-        "machine": {"cpus": os.cpu_count(), "load_avg_1m_at_start": round(load_at_start, 2),
-                    "load_avg_1m_at_end": round(os.getloadavg()[0], 2), "python": platform.python_version(),
-                    "platform": platform.platform()},
+        "machine": machine_conditions(load_at_start),
     }, indent=2))
 
 

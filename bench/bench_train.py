@@ -18,7 +18,6 @@ on 2 CPU cores.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
@@ -28,7 +27,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from songsim import config
+from bench.training_args import training_parser
 from songsim.audio import load_clip
 from songsim.build import features_cache_dir, in_build_order, space_inputs
 from songsim.catalogue import SPOTIFY_FEATURES, load_catalogue
@@ -62,11 +61,7 @@ def _measurement_agreement(catalogue, sample: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--dir", default=str(config.default_demo_dir()))
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--epochs", type=int, default=None, help="override every model's max epochs")
-    parser.add_argument("--seed", type=int, default=0)
+    parser = training_parser()
     parser.add_argument("--emotion-aux-weight", type=float, default=CNNSpaceConfig().aux_weight)
     parser.add_argument("--measure-sample", type=int, default=24, help="songs for the measured-metadata check (0: skip)")
     args = parser.parse_args()

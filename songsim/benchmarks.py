@@ -122,6 +122,16 @@ def clustered_embeddings(
     return np.ascontiguousarray(vectors, dtype=np.float32), labels
 
 
+def machine_conditions(load_at_start: float) -> dict:
+    """Where and under what load a benchmark ran, for its JSON: core count, 1-minute load
+    average at its start (``load_at_start``) and now, Python and platform."""
+    return {
+        "cpus": os.cpu_count(), "load_avg_1m_at_start": round(load_at_start, 2),
+        "load_avg_1m_at_end": round(os.getloadavg()[0], 2), "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
 def recall_at_k(approximate: Sequence[Neighbours], exact: Sequence[Neighbours]) -> float:
     """Mean share of each exact top-k that the approximate top-k also returns.
 
@@ -289,9 +299,7 @@ def bench_index(
         "settings": {"dim": dim, "metric": metric, "k": k, "queries": n_queries, "n_trees": n_trees,
                      "search_k": search_k, "seed": seed, "annoy_build_jobs": 1, "blas_threads": 1},
         "generator": {"function": "songsim.benchmarks.clustered_embeddings", **GENERATOR},
-        "machine": {"cpus": os.cpu_count(), "load_avg_1m_at_start": round(load_at_start, 2),
-                    "python": platform.python_version(), "platform": platform.platform(),
-                    "annoy": importlib.metadata.version("annoy"), "numpy": np.__version__},
+        "machine": {**machine_conditions(load_at_start), "annoy": importlib.metadata.version("annoy"), "numpy": np.__version__},
     }
 
 
