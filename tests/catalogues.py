@@ -49,3 +49,20 @@ def make_small_catalogue(root: Path, *, per_genre: int = 6, seed: int = 0) -> Pa
             )
     (root / "tracks.csv").write_text("\n".join(lines) + "\n")
     return root
+
+
+def assert_upload_path_gives_catalogue_vectors(root: Path, space_name: str, *, atol: float) -> None:
+    """A catalogue song sent down the upload path (stored, decoded, featurised, embedded through
+    the fitted space and the spaces it builds on) gets its catalogue vector: a held-out row
+    (for a trained space) and row 7."""
+    from songsim.build import load_built_space
+    from songsim.catalogue import load_catalogue
+    from songsim.query import embed_upload, store_upload
+
+    catalogue = load_catalogue(root)
+    space = load_built_space(catalogue, space_name)
+    for row in (int(space.test_rows_[0]) if hasattr(space, "test_rows_") else 0, 7):
+        path = Path(catalogue.tracks["path"].iloc[row])
+        upload = store_upload(catalogue, path.read_bytes(), path.name)
+        vector = embed_upload(catalogue, space, upload, load_space=lambda n: load_built_space(catalogue, n))
+        np.testing.assert_allclose(vector, space.vectors_[row], rtol=1e-5, atol=atol)

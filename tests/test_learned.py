@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from catalogues import assert_upload_path_gives_catalogue_vectors
 
 from songsim.build import build, features_cache_dir, load_built_space, space_inputs
 from songsim.catalogue import SPOTIFY_FEATURES, load_catalogue
@@ -81,13 +82,7 @@ def test_supervised_spaces_share_one_held_out_split(learned_catalogue):
 
 @pytest.mark.parametrize("name", LEARNED_SPACES)
 def test_catalogue_song_through_the_upload_path_gets_its_catalogue_vector(learned_catalogue, name):
-    catalogue = load_catalogue(learned_catalogue)
-    space = load_built_space(catalogue, name)
-    for row in (int(space.test_rows_[0]) if hasattr(space, "test_rows_") else 0, 7):
-        path = Path(catalogue.tracks["path"].iloc[row])
-        upload = store_upload(catalogue, path.read_bytes(), path.name)
-        vector = embed_upload(catalogue, space, upload, load_space=lambda n: load_built_space(catalogue, n))
-        np.testing.assert_allclose(vector, space.vectors_[row], rtol=1e-5, atol=1e-6)
+    assert_upload_path_gives_catalogue_vectors(learned_catalogue, name, atol=1e-6)
 
 
 def test_checkpoints_hold_config_history_and_test_metrics(learned_catalogue):

@@ -7,12 +7,12 @@ import json
 import math
 import pickle
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from catalogues import assert_upload_path_gives_catalogue_vectors
 
 from songsim.build import build, features_cache_dir, load_built_space, space_inputs
 from songsim.catalogue import load_catalogue
@@ -44,7 +44,6 @@ from songsim.models import (
     similarity,
 )
 from songsim.plots import loss_curves
-from songsim.query import embed_upload, store_upload
 from songsim.train import load_checkpoint, save_checkpoint
 
 TORCH_SPACES = ("wavenet", "chroma-lstm", "ali")
@@ -178,13 +177,7 @@ def test_every_literature_space_is_built_with_its_shape(built_catalogue):
 
 @pytest.mark.parametrize("name", LITERATURE_SPACES)
 def test_catalogue_song_through_the_upload_path_gets_its_catalogue_vector(built_catalogue, name):
-    catalogue = load_catalogue(built_catalogue)
-    space = load_built_space(catalogue, name)
-    for row in (int(space.test_rows_[0]) if hasattr(space, "test_rows_") else 0, 7):
-        path = Path(catalogue.tracks["path"].iloc[row])
-        upload = store_upload(catalogue, path.read_bytes(), path.name)
-        vector = embed_upload(catalogue, space, upload, load_space=lambda n: load_built_space(catalogue, n))
-        np.testing.assert_allclose(vector, space.vectors_[row], rtol=1e-5, atol=1e-5)
+    assert_upload_path_gives_catalogue_vectors(built_catalogue, name, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", TORCH_SPACES)
