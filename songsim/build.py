@@ -26,9 +26,9 @@ from songsim.errors import NotBuiltError, SongsimError
 from songsim.features import extract_features, feature_backend
 from songsim.files import read_json, write_json
 from songsim.learned import LearnedSpace, TrainingOptions  # also registers the learned spaces and the ae2d map
-from songsim.maps import MAP_SAMPLE_SIZE, FittedMap, fit_map, load_map, map_methods, save_map
+from songsim.maps import MAP_SAMPLE_SIZE, MIN_ROWS, FittedMap, fit_map, load_map, map_methods, save_map
 from songsim.measure import metadata_matrix
-from songsim.neighbours import make_index
+from songsim.neighbours import DEFAULT_ANNOY_ABOVE, make_index
 from songsim.spaces import (
     Space,
     is_current_version,
@@ -170,10 +170,11 @@ def map_fit_key(catalogue: Catalogue, space_name: str, method: str, *, seed: int
     the seed and — where the method fits on a sample of a large catalogue (maps.py docstring)
     — the sample size and the labels it is stratified by."""
     key = f"{stored_fit_key(space_dir(catalogue.derived_dir, space_name))}-{method}-seed{seed}"
-    if len(catalogue) > MAP_SAMPLE_SIZE and not map_methods()[method].fit_on_all:
+    sample_size = map_sample_size()
+    if len(catalogue) > sample_size and not map_methods()[method].fit_on_all:
         strata = _map_strata(catalogue)
         labels = "none" if strata is None else hashlib.sha256("\0".join(map(str, strata)).encode()).hexdigest()[:12]
-        key += f"-sample{MAP_SAMPLE_SIZE}-by-{MAP_SAMPLE_STRATA}-{labels}"
+        key += f"-sample{sample_size}-by-{MAP_SAMPLE_STRATA}-{labels}"
     return key
 
 
@@ -186,7 +187,7 @@ def map_is_current(catalogue: Catalogue, space_name: str, method: str, *, seed: 
 def fit_and_store_map(catalogue: Catalogue, space: Space, method: str, *, seed: int = 0) -> FittedMap:
     """Fit a 2-D map of ``space`` and store it beside the space (atomically). Above
     :data:`~songsim.maps.MAP_SAMPLE_SIZE` tracks the fitted sample keeps the genres' shares."""
-    fitted = fit_map(space.vectors_, method=method, seed=seed, strata=_map_strata(catalogue))
+    fitted = fit_map(space.vectors_, method=method, seed=seed, strata=_map_strata(catalogue), sample_size=map_sample_size())
     path = map_path(catalogue, space.name, method)
     save_map(fitted, path)
     write_json(
@@ -473,10 +474,19 @@ def prepare_catalogue(
 
 
 def open_index(catalogue: Catalogue, space: Space, *, metric: str):
-    """The neighbour index of a fitted space: exact below
-    :data:`songsim.neighbours.DEFAULT_ANNOY_ABOVE` tracks, else an annoy index stored beside
+    """The neighbour index of a fitted space: exact up to ``$SONGSIM_ANNOY_ABOVE`` tracks
+    (default :data:`songsim.neighbours.DEFAULT_ANNOY_ABOVE`), else an annoy index stored beside
     the space (memory-mapped, so every app session shares one copy)."""
-    return make_index(space.vectors_, metric=metric, path=space_dir(catalogue.derived_dir, space.name) / f"annoy-{metric}.ann")
+    return make_index(
+        space.vectors_, metric=metric, path=space_dir(catalogue.derived_dir, space.name) / f"annoy-{metric}.ann",
+        annoy_above=config.size_setting(config.ANNOY_ABOVE_ENV, DEFAULT_ANNOY_ABOVE, minimum=0),
+    )
+
+
+def map_sample_size() -> int:
+    """Tracks above which UMAP, t-SNE and the 2-D autoencoder fit on a sample and place the
+    rest: ``$SONGSIM_MAP_SAMPLE_SIZE``, default :data:`songsim.maps.MAP_SAMPLE_SIZE`."""
+    return config.size_setting(config.MAP_SAMPLE_SIZE_ENV, MAP_SAMPLE_SIZE, minimum=MIN_ROWS)
 
 
 def load_built_space(catalogue: Catalogue, name: str) -> Space:

@@ -28,6 +28,8 @@ N_MELS = 64  # mel bands of the log-mel spectrogram
 DEFAULT_MAP_METHODS = ("pca", "umap", "tsne")  # 2-D maps a build fits for every space
 
 HOME_ENV = "SONGSIM_HOME"  # overrides where songsim keeps the demo catalogue and uploads
+ANNOY_ABOVE_ENV = "SONGSIM_ANNOY_ABOVE"  # tracks above which neighbours come from an annoy index
+MAP_SAMPLE_SIZE_ENV = "SONGSIM_MAP_SAMPLE_SIZE"  # tracks above which non-linear maps fit on a sample
 CATALOGUE_ENV = "SONGSIM_CATALOGUE"  # a catalogue folder the app opens instead of the demo
 DERIVED_DIRNAME = ".songsim"  # derived files inside a catalogue folder
 
@@ -39,6 +41,24 @@ def songsim_home() -> Path:
         return Path(os.environ[HOME_ENV]).expanduser().resolve()
     cache = os.environ.get("XDG_CACHE_HOME") or (Path.home() / ".cache")
     return (Path(cache) / "songsim").resolve()
+
+
+def size_setting(name: str, default: int, *, minimum: int) -> int:
+    """The integer setting in environment variable ``name`` (``default`` when unset or empty).
+
+    Raises
+    ------
+    SongsimError
+        The value is not a whole number of at least ``minimum``.
+    """
+    from songsim.errors import SongsimError
+
+    text = os.environ.get(name, "").strip().replace("_", "")
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < minimum:
+        raise SongsimError(f"{name}={os.environ[name]!r} is not a whole number ≥ {minimum}: fix or unset it (default {default}).")
+    return int(text)
 
 
 def default_demo_dir() -> Path:

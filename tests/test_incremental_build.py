@@ -314,16 +314,35 @@ def test_a_fit_by_an_older_version_of_the_algorithm_counts_as_not_built(built_sm
 def test_a_sampled_maps_key_names_its_sample_and_strata(built_small, tmp_path, monkeypatch):
     """Only a map fitted on a sample (a large catalogue, a non-linear method) carries the
     sampling rule in its key, with the labels it was stratified by: relabelling refits it."""
-    import songsim.build
     from songsim.build import map_fit_key
 
     root = Path(shutil.copytree(built_small, tmp_path / "cat"))
     small = load_catalogue(root)
     assert map_fit_key(small, "handcrafted", "umap").endswith("-umap-seed0")  # 12 tracks: every row is fitted
-    monkeypatch.setattr(songsim.build, "MAP_SAMPLE_SIZE", 5)
+    monkeypatch.setenv("SONGSIM_MAP_SAMPLE_SIZE", "5")
     umap_key = map_fit_key(small, "handcrafted", "umap")
     assert "-umap-seed0-sample5-by-genre-" in umap_key
     assert map_fit_key(small, "handcrafted", "pca").endswith("-pca-seed0")  # PCA always fits every row
     text = (root / "tracks.csv").read_text()
     (root / "tracks.csv").write_text(text.replace(",pads,", ",drums,", 1))
     assert map_fit_key(load_catalogue(root), "handcrafted", "umap") != umap_key
+
+
+
+def test_the_large_catalogue_thresholds_are_settings(built_small, tmp_path, monkeypatch):
+    """Above $SONGSIM_ANNOY_ABOVE tracks neighbours come from an annoy index; a malformed
+    setting is a clear error naming it."""
+    from songsim.build import load_built_space, open_index
+    from songsim.errors import SongsimError
+    from songsim.neighbours import AnnoyIndex, ExactIndex
+
+    catalogue = load_catalogue(shutil.copytree(built_small, tmp_path / "cat"))  # the index is stored in it
+    space = load_built_space(catalogue, "handcrafted")
+    assert isinstance(open_index(catalogue, space, metric="cosine"), ExactIndex)
+    monkeypatch.setenv("SONGSIM_ANNOY_ABOVE", "10")  # 12 tracks
+    index = open_index(catalogue, space, metric="cosine")
+    assert isinstance(index, AnnoyIndex)
+    assert index.query_row(0, k=3).indices[0] != 0  # the query itself is never its own neighbour
+    monkeypatch.setenv("SONGSIM_ANNOY_ABOVE", "lots")
+    with pytest.raises(SongsimError, match="SONGSIM_ANNOY_ABOVE='lots' is not a whole number"):
+        open_index(catalogue, space, metric="cosine")
