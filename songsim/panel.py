@@ -31,7 +31,7 @@ import pandas as pd
 from songsim.catalogue import Catalogue
 from songsim.errors import SongsimError, UnknownTrackError
 from songsim.ratings import Rating, RatingsLog, append_rating, latest_ratings, load_ratings
-from songsim.studies import UPLOAD_QUERY_PREFIX, QueueItem, Study, join_panel, rater_queue
+from songsim.studies import OWN_METRIC, UPLOAD_QUERY_PREFIX, QueueItem, Study, join_panel, rater_queue
 
 PASSCODES_SECTION = "study_passcodes"
 OWNER_PASSCODE_KEY = "owner_passcode"
@@ -210,6 +210,7 @@ def study_overview(study: Study, latest: pd.DataFrame) -> dict:
         "study": study.name,
         "spaces": ", ".join(study.spaces),
         "k": study.k,
+        "similarity": "each space's own" if study.metric == OWN_METRIC else study.metric,
         "queries": len(study.queries),
         "pairs": study.n_pairs,
         "raters": f"{len(study.raters)} joined / panel of {study.panel_size}",

@@ -366,3 +366,17 @@ def test_progress_and_resume_follow_the_latest_ratings(tmp_path):
         append_rating(tmp_path, Rating("synthetic", "a", *pair, broad=1), study=study)
     assert progress(study, "a", latest()) == (len(order), len(order))
     assert next_unrated(queue, latest(), "a") is None
+
+
+def test_the_owners_overview_says_how_each_study_searched():
+    from dataclasses import replace
+
+    import pandas as pd
+
+    from songsim.panel import study_overview
+    from songsim.ratings import RATING_COLUMNS
+
+    no_ratings = pd.DataFrame(columns=list(RATING_COLUMNS))
+    assert study_overview(synthetic_study(), no_ratings)["similarity"] == "cosine"  # a study file from before "own"
+    own = study_overview(replace(synthetic_study(), metric="own"), no_ratings)
+    assert own["similarity"] == "each space's own" and own["judged"] == "0%"
