@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from songsim.build import DEFAULT_SPACES, DEMO_AUDIO_FORMAT, build
-from songsim.demo import make_demo
+from songsim.demo.render import make_demo
 
 
 def main() -> None:

@@ -84,7 +84,8 @@ def source_clips(directory: str | None, n_clips: int, workdir: Path) -> tuple[li
         if directory:
             raise SystemExit(f"{root} has no tracks.csv: pass a catalogue folder.")
         from songsim.build import DEMO_AUDIO_FORMAT
-        from songsim.demo import GENRES, make_demo
+        from songsim.demo.render import make_demo
+        from songsim.demo.styles import GENRES
 
         per_genre = -(-n_clips // len(GENRES))
         root = workdir / "demo"

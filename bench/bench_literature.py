@@ -38,13 +38,13 @@ import numpy as np
 import torch
 
 from bench.training_args import training_parser
-from songsim.build import features_cache_dir, space_inputs
 from songsim.catalogue import load_catalogue
 from songsim.evaluate import evaluate_space
 from songsim.features import extract_features
-from songsim.learned import LearnedSpace, TrainingOptions
-from songsim.literature import LITERATURE_SPACES, ChromaLSTMSpace, WaveNetSpace, WaveNetSpaceConfig
-from songsim.spaces import space_type
+from songsim.spaces.base import TrainingOptions, space_names, space_type
+from songsim.spaces.inputs import space_inputs
+from songsim.spaces.literature import ChromaLSTMSpace, WaveNetSpace, WaveNetSpaceConfig
+from songsim.spaces.store import features_cache_dir
 from songsim.train import choose_device
 
 BASELINES = ("handcrafted", "random")
@@ -66,7 +66,7 @@ def _conditions() -> dict:
 
 def main() -> None:
     parser = training_parser()
-    parser.add_argument("--spaces", default=",".join(LITERATURE_SPACES))
+    parser.add_argument("--spaces", default=",".join(space_names(family="literature")))
     parser.add_argument(
         "--wavenet-variants", default="", help="extra wavenet trainings, e.g. pairwise:cosine,listwise:euclidean (loss:similarity)"
     )
@@ -95,7 +95,7 @@ def main() -> None:
         )
         space = cls()
         started, cpu_started = time.perf_counter(), time.process_time()
-        if issubclass(cls, LearnedSpace):
+        if cls.trainable:
             space.fit(inputs, labels=labels, seed=args.seed, training=options)
         else:
             space.fit(inputs, labels=labels, seed=args.seed)

@@ -82,8 +82,6 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     methods = [m for m in args.methods.split(",") if m]
-    if "ae2d" in methods:
-        import songsim.learned  # noqa: F401 - registers the ae2d map method
 
     load_at_start = os.getloadavg()[0]
     results: dict[str, dict] = {}

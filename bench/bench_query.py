@@ -18,13 +18,12 @@ import soundfile as sf
 
 from songsim import config
 from songsim.audio import load_clip
-from songsim.build import load_or_fit_map
 from songsim.catalogue import load_catalogue
 from songsim.features import handcrafted_features
 from songsim.maps import warm_up
 from songsim.neighbours import ExactIndex
 from songsim.query import neighbours_of, store_upload
-from songsim.spaces import load_space, space_dir
+from songsim.spaces.store import load_or_fit_map, load_space, space_dir
 
 
 def main() -> None:

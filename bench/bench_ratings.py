@@ -6,7 +6,7 @@ Each run starts from an empty log in a fresh temporary catalogue folder (under -
 the system temp folder: put it on the disk the app will use, fsync cost is the disk's) holding
 one study of 20 queries × 8 candidates. Every writer is a process that holds the loaded study,
 as the rating page does, and appends --appends validated ratings through
-``songsim.ratings.append_rating`` (lock, one O_APPEND write, fsync). The writers start
+``songsim.studies.ratings.append_rating`` (lock, one O_APPEND write, fsync). The writers start
 together at a barrier. Prints JSON: appends per second over all writers, per-append latency
 percentiles in milliseconds, and the time to load the resulting log.
 """
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from songsim.ratings import Rating, append_rating, load_ratings
-from songsim.studies import Study, StudyQuery, load_study, save_study
+from songsim.studies.ratings import Rating, append_rating, load_ratings
+from songsim.studies.study import Study, StudyQuery, load_study, save_study
 
 N_QUERIES, POOL = 20, 8
 

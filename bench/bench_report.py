@@ -17,8 +17,9 @@ from statistics import median
 import numpy as np
 import pandas as pd
 
-from songsim.report import report_from
-from songsim.studies import Study, StudyQuery
+from songsim.studies.render import bars_figure, format_text, heatmap_figure
+from songsim.studies.report import report_from
+from songsim.studies.study import Study, StudyQuery
 
 
 def synthetic_study(n_queries: int, n_spaces: int, n_raters: int, k: int, *, seed: int = 0) -> tuple[Study, pd.DataFrame]:
@@ -68,9 +69,9 @@ def main() -> None:
         t1 = time.perf_counter()
         json.dumps(report.as_dict())
         t2 = time.perf_counter()
-        report.format_text()
+        format_text(report)
         t3 = time.perf_counter()
-        report.bars_figure(), report.heatmap_figure()
+        bars_figure(report), heatmap_figure(report)
         t4 = time.perf_counter()
         for key, seconds in zip(steps, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
             steps[key].append(seconds)

@@ -70,9 +70,10 @@ def make_synthetic_catalogue(root: Path, n_tracks: int, *, seed: int = 0) -> Pat
     import soundfile as sf
 
     from songsim.benchmarks import GENERATOR, clustered_embeddings
-    from songsim.build import DEFAULT_MAP_METHODS, fit_and_store_map, is_built
+    from songsim.build import DEFAULT_MAP_METHODS, is_built
     from songsim.files import read_json, write_json
-    from songsim.spaces import HandcraftedSpace, RandomSpace, save_space, space_dir, space_fit_key
+    from songsim.spaces.baseline import HandcraftedSpace, RandomSpace
+    from songsim.spaces.store import fit_and_store_map, save_space, space_dir, space_fit_key
 
     stamp = {"version": SYNTHETIC_VERSION, "n_tracks": n_tracks, "seed": seed}
     if read_json(root / "synthetic.json") == stamp and is_built(root):

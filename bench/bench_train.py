@@ -29,15 +29,17 @@ import torch
 
 from bench.training_args import training_parser
 from songsim.audio import load_clip
-from songsim.build import features_cache_dir, in_build_order, space_inputs
 from songsim.catalogue import SPOTIFY_FEATURES, load_catalogue
 from songsim.evaluate import evaluate_space
 from songsim.features import extract_features
-from songsim.learned import LEARNED_SPACES, CNNSpaceConfig, LearnedSpace, TrainingOptions
 from songsim.measure import MEASURED_FEATURES, measure_metadata
-from songsim.spaces import space_type
+from songsim.spaces.base import TrainingOptions, in_build_order, space_names, space_type
+from songsim.spaces.inputs import space_inputs
+from songsim.spaces.learned import CNNSpaceConfig
+from songsim.spaces.store import features_cache_dir
 from songsim.train import choose_device
 
+LEARNED_SPACES = space_names(family="learned")
 BASELINES = ("handcrafted", "random")
 FUSED = ("genre-cnn", "emotion-cnn", "metadata")
 TARGET_TRAIN_S = 300
@@ -87,7 +89,7 @@ def main() -> None:
         )  # fmt: skip
         space = cls(config=CNNSpaceConfig(aux_weight=args.emotion_aux_weight)) if name == "emotion-cnn" else cls()
         started = time.perf_counter()
-        if issubclass(cls, LearnedSpace):
+        if cls.trainable:
             space.fit(inputs, labels=labels, seed=args.seed, training=options)
             checkpoint = space.checkpoint()
             history[name] = {

@@ -82,8 +82,7 @@ def run_build(spaces: list[str]) -> None:
             st.error(str(exc))
             return
         status.update(label=f"Built {len(report.built)}, reused {len(report.reused)}", state="complete")
-    st.session_state.last_build = {"root": str(root), **report.as_dict()}
-    st.cache_resource.clear()  # fitted spaces and maps of this folder were replaced
+    st.session_state.last_build = {"root": str(root), **report.as_dict()}  # caches are keyed by fit key: no clearing
     refresh()
     st.rerun()
 
@@ -221,8 +220,6 @@ if submitted:
             else:
                 add_catalogue(target)
                 st.session_state.last_import = report.as_dict()
-                if replace:
-                    st.cache_resource.clear()  # a catalogue that some session has open may have been replaced
                 switch_catalogue(target)
                 refresh()
                 st.rerun()

@@ -2,7 +2,9 @@
 the first-start build under a progress display, and the shared sidebar.
 
 Caching follows Streamlit's guidance: ``st.cache_resource`` for fitted objects and indexes
-(shared by every session; never mutated), keyed by the catalogue folder as a string.
+(shared by every session; never mutated), keyed by the catalogue folder as a string and by
+what identifies the version on disk — the space's fit key, the tracks.csv file state — so a
+rebuild or a re-import is picked up by the next run of every session and no cache is cleared.
 """
 
 from __future__ import annotations
@@ -12,17 +14,20 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 
 from songsim import config
-from songsim.build import built_space_names, is_built, load_built_space, load_or_fit_map, open_index, prepare_catalogue
-from songsim.catalogue import Catalogue, load_catalogue
+from songsim.build import is_built, prepare_catalogue
+from songsim.catalogue import TRACKS_CSV, Catalogue, load_catalogue
 from songsim.errors import SongsimError
 from songsim.maps import FittedMap, warm_up
 from songsim.neighbours import NeighbourIndex
-from songsim.panel import owner_passcode_accepted
-from songsim.ratings import RatingsLog, load_ratings, ratings_path
-from songsim.spaces import Space, space_type
+from songsim.spaces.base import Space, space_type
+from songsim.query import SpaceLoader, Upload, embed_upload
+from songsim.spaces.store import built_space_names, load_built_space, load_or_fit_map, open_index, space_dir, stored_fit_key
+from songsim.studies.panel import owner_passcode_accepted
+from songsim.studies.ratings import RatingsLog, load_ratings, ratings_path
 
 STAGE_LABELS = {"demo": "Rendering the demo songs", "catalogue": "Checking the catalogue", "features": "Extracting features"}
 
@@ -121,18 +126,46 @@ def ensure_built(root: Path, *, is_demo: bool) -> bool:
     return True
 
 
-@st.cache_resource(show_spinner=False)
 def load_catalogue_cached(root: str) -> Catalogue:
+    """The catalogue at ``root``, parsed once per version of its tracks.csv (a re-import
+    replaces it: every session then gets the new one, and nobody's other caches are wiped)."""
+    return _catalogue(root, catalogue_version(root))
+
+
+def catalogue_version(root: str) -> tuple[int, int]:
+    """What identifies the catalogue's version: its tracks.csv's (mtime ns, size); a key for
+    caches that span every track."""
+    return file_state(Path(root) / TRACKS_CSV)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _catalogue(root: str, state: tuple[int, int]) -> Catalogue:
     return load_catalogue(root)
 
 
-@st.cache_resource(show_spinner="Loading the space…")
+def current_fit_key(root: str, name: str) -> str:
+    """The fit key of the space stored now (``""`` when none): it keys every cache of the
+    space, its maps and indexes, so a rebuild is picked up without clearing other caches."""
+    return stored_fit_key(space_dir(config.derived_dir(Path(root)), name)) or ""
+
+
 def load_space_cached(root: str, name: str) -> Space:
+    """The fitted space ``name``, loaded once per fit and shared by every session (read-only)."""
+    return _space(root, name, current_fit_key(root, name))
+
+
+@st.cache_resource(show_spinner="Loading the space…", max_entries=32)
+def _space(root: str, name: str, fit_key: str) -> Space:
     return load_built_space(load_catalogue_cached(root), name)
 
 
-@st.cache_resource(show_spinner="Loading the map…")
 def load_map_cached(root: str, space_name: str, method: str) -> FittedMap:
+    """The ``method`` map of a space (fitted now if missing), warmed up, once per fit of the space."""
+    return _map(root, space_name, method, current_fit_key(root, space_name))
+
+
+@st.cache_resource(show_spinner="Loading the map…", max_entries=64)
+def _map(root: str, space_name: str, method: str, fit_key: str) -> FittedMap:
     catalogue = load_catalogue_cached(root)
     fitted = load_or_fit_map(catalogue, load_space_cached(root, space_name), method)
     warm_up(fitted)
@@ -160,9 +193,38 @@ def ratings_log_cached(root: str | Path) -> RatingsLog:
     return _ratings_log(str(root), file_state(ratings_path(root)))
 
 
-@st.cache_resource(show_spinner=False)
 def load_index_cached(root: str, space_name: str, metric: str) -> NeighbourIndex:
+    """The neighbour index of a space under ``metric``, once per fit of the space."""
+    return _index(root, space_name, metric, current_fit_key(root, space_name))
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _index(root: str, space_name: str, metric: str, fit_key: str) -> NeighbourIndex:
     return open_index(load_catalogue_cached(root), load_space_cached(root, space_name), metric=metric)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _upload_vector(root: str, space_name: str, fit_key: str, upload: Upload) -> np.ndarray:
+    catalogue = load_catalogue_cached(root)
+    return embed_upload(catalogue, load_space_cached(root, space_name), upload, load_space=lambda name: load_space_cached(root, name))
+
+
+class CachedSpaceLoader(SpaceLoader):
+    """The search path's spaces, indexes and upload vectors from this process's shared caches
+    (an upload is embedded once per space fit: learned spaces run CNNs to embed)."""
+
+    def __init__(self, root: str) -> None:
+        super().__init__(load_catalogue_cached(root))
+        self.root = root
+
+    def space(self, name: str) -> Space:
+        return load_space_cached(self.root, name)
+
+    def index(self, space: Space, metric: str) -> NeighbourIndex:
+        return load_index_cached(self.root, space.name, metric)
+
+    def upload_vector(self, space: Space, upload: Upload) -> np.ndarray:
+        return _upload_vector(self.root, space.name, current_fit_key(self.root, space.name), upload)
 
 
 def render_sidebar(catalogue: Catalogue, *, is_demo: bool) -> None:

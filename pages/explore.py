@@ -1,28 +1,39 @@
 """Explore: a query (searched, clicked on the map, or uploaded), the map, and its top-5 playing."""
 
 import itertools
+from contextlib import nullcontext
 
-import numpy as np
 import streamlit as st
 
-from pages.common import load_catalogue_cached, load_index_cached, load_map_cached, load_space_cached, run_through_app
-from songsim.build import built_space_names
+from pages.common import (
+    CachedSpaceLoader,
+    catalogue_version,
+    current_fit_key,
+    load_catalogue_cached,
+    load_map_cached,
+    load_space_cached,
+    run_through_app,
+)
+from songsim.config import AUDIO_EXTENSIONS
 from songsim.errors import SongsimError
-from songsim.neighbours import ExactIndex
+from songsim.maps import map_methods
+from songsim.neighbours import METRICS, ExactIndex
 from songsim.plots import MapLayers, colour_options, map_figure, map_layers
 from songsim.query import (
-    embed_upload,
     Upload,
     neighbour_table,
     neighbours_of,
     resolve_track,
     resolve_upload,
+    search,
     store_upload,
     track_labels,
     upload_metadata,
 )
+from songsim.spaces.store import built_space_names
 
-MAP_METHODS = {"umap": "UMAP", "tsne": "t-SNE", "pca": "PCA", "ae2d": "2-D autoencoder"}
+#: the map methods, UMAP first (the page's default), labelled as registered
+MAP_METHODS = {name: method.label for name, method in sorted(map_methods().items(), key=lambda item: item[0] != "umap")}
 K = 5
 # Up to this many tracks the search box lists every track and the browser filters them as the
 # user types. Above, it filters per keystroke too slowly (100 000 options: seconds per key in
@@ -40,50 +51,44 @@ space = load_space_cached(root, space_name)
 # costs ~0.15 s): whatever spans every track is computed once per catalogue, below.
 st.session_state.setdefault("query", {"kind": "track", "track_id": catalogue.tracks["track_id"].iat[0]})
 st.session_state.setdefault("search_list_max", SEARCH_LIST_MAX)
+# keys of the caches below: the catalogue's version (what spans every track), the space's fit (maps)
+version, fit_key = catalogue_version(root), current_fit_key(root, space_name)
 
 
 @st.cache_resource(show_spinner=False)
-def row_labels(root: str) -> list[str]:
+def row_labels(root: str, version: tuple[int, int]) -> list[str]:
     """"artist — title" of every row, in row order."""
     return track_labels(load_catalogue_cached(root))
 
 
 @st.cache_resource(show_spinner=False)
-def search_labels(root: str) -> dict[str, str]:
+def search_labels(root: str, version: tuple[int, int]) -> dict[str, str]:
     """The search box's label of every track id, in row order: "artist — title (track id)"."""
     catalogue = load_catalogue_cached(root)
-    return {tid: f"{label} ({tid})" for tid, label in zip(catalogue.track_ids, row_labels(root))}
+    return {tid: f"{label} ({tid})" for tid, label in zip(catalogue.track_ids, row_labels(root, version))}
 
 
 @st.cache_resource(show_spinner=False)
-def search_options(root: str) -> list[str]:
+def search_options(root: str, version: tuple[int, int]) -> list[str]:
     """The search box's options: every track id, in row order (never mutated)."""
-    return list(search_labels(root))
+    return list(search_labels(root, version))
 
 
 @st.cache_resource(show_spinner=False)
-def folded_search_labels(root: str) -> list[str]:
+def folded_search_labels(root: str, version: tuple[int, int]) -> list[str]:
     """Every search label, case-folded, in row order (what a typed search is matched against)."""
-    return [label.casefold() for label in search_labels(root).values()]
+    return [label.casefold() for label in search_labels(root, version).values()]
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def search_matches(root: str, text: str) -> list[str]:
+def search_matches(root: str, version: tuple[int, int], text: str) -> list[str]:
     """Track ids whose "artist — title (track id)" contains every word of ``text`` (case-
     insensitive), the first MAX_MATCHES in row order; one pass over the catalogue per new text."""
     words = text.casefold().split()
     if not words:
         return []
-    hits = (tid for tid, label in zip(search_options(root), folded_search_labels(root)) if all(w in label for w in words))
+    hits = (tid for tid, label in zip(search_options(root, version), folded_search_labels(root, version)) if all(w in label for w in words))
     return list(itertools.islice(hits, MAX_MATCHES))
-
-
-@st.cache_data(show_spinner=False, max_entries=256)
-def upload_vector(root: str, space_name: str, upload: Upload) -> np.ndarray:
-    """An upload's vector in a space, computed once (learned spaces run CNNs to embed)."""
-    catalogue = load_catalogue_cached(root)
-    load = lambda name: load_space_cached(root, name)  # noqa: E731
-    return embed_upload(catalogue, load(space_name), upload, load_space=load)
 
 
 def pick_from_search() -> None:
@@ -92,13 +97,13 @@ def pick_from_search() -> None:
 
 
 @st.cache_resource(show_spinner=False)
-def map_index(root: str, space_name: str, method: str) -> ExactIndex:
+def map_index(root: str, space_name: str, method: str, fit_key: str) -> ExactIndex:
     """Euclidean neighbours on the 2-D map, to compare with the space's own."""
     return ExactIndex(load_map_cached(root, space_name, method).coords_, metric="euclidean")
 
 
 @st.cache_resource(show_spinner="Drawing the map…", max_entries=16)
-def map_background(root: str, space_name: str, method: str, colour_by: str | None) -> MapLayers:
+def map_background(root: str, space_name: str, method: str, fit_key: str, colour_by: str | None) -> MapLayers:
     """The map's query-independent part: markers by colour, thinned to a seeded sample above
     songsim.plots.MAX_DRAWN_POINTS, with hover labels for the drawn points only. This is the
     O(n_tracks) work of drawing a map, done once per (catalogue, space, map, colouring), so
@@ -125,30 +130,30 @@ with search_column:
     if len(catalogue) <= st.session_state.search_list_max:
         st.selectbox(
             "Search the catalogue by title or artist",
-            search_options(root),
+            search_options(root, version),
             index=None,
             key="search",
             placeholder="type a title or an artist…",
-            format_func=search_labels(root).get,
+            format_func=search_labels(root, version).get,
             on_change=pick_from_search,
         )
     else:  # a large catalogue: search on the server, list the matches
         text = st.text_input(
             "Search the catalogue by title or artist", key="search_text", placeholder="type a title or an artist, then Enter"
         )
-        matches = search_matches(root, text)
+        matches = search_matches(root, version, text)
         st.selectbox(
             f"Matching songs ({len(matches)}{'+' if len(matches) == MAX_MATCHES else ''})" if text.strip() else "Matching songs",
             matches,
             index=None,
             key="search",
             placeholder="pick a song" if matches else ("no song matches" if text.strip() else "search first"),
-            format_func=search_labels(root).get,
+            format_func=search_labels(root, version).get,
             on_change=pick_from_search,
             disabled=not matches,
         )
 with upload_column:
-    uploaded = st.file_uploader("…or upload a song", type=["wav", "mp3", "flac", "ogg"], key="upload")
+    uploaded = st.file_uploader("…or upload a song", type=[e.lstrip(".") for e in AUDIO_EXTENSIONS], key="upload")
 if uploaded is not None and uploaded.file_id != st.session_state.get("upload_handled"):
     st.session_state.upload_handled = uploaded.file_id
     try:
@@ -167,39 +172,36 @@ where = controls[2].radio(
     format_func={"space": "the space", "map": "the 2-D map"}.get,
     help="The map squeezes the space into 2-D; compare both to see where the picture misleads.",
 )
-similarities = ["cosine", "euclidean"]
 metric = controls[3].radio(
-    "Similarity", similarities, index=similarities.index(space.metric), horizontal=True, key=f"metric:{space_name}",
+    "Similarity", METRICS, index=METRICS.index(space.metric), horizontal=True, key=f"metric:{space_name}",
     help="Starts at the space's own similarity (euclidean for vectors whose length means something, e.g. a 2-D code).",
 )
 exclude_artist = controls[3].toggle("Artist filter", key="exclude_artist", help="Leave out the query's own artist (MIREX).")
 
 fitted = load_map_cached(root, space_name, method)
 query = st.session_state.query
+upload = Upload(**{k: v for k, v in query.items() if k != "kind"}) if query["kind"] == "upload" else None
 try:
-    if query["kind"] == "track":
-        resolved = resolve_track(catalogue, space, fitted.coords_, query["track_id"])
-    else:
-        upload = Upload(**{k: v for k, v in query.items() if k != "kind"})
-        with st.spinner(f"Embedding {upload.name} in {space_name}…"):
-            resolved = resolve_upload(fitted, upload, upload_vector(root, space_name, upload))
+    with st.spinner(f"Embedding {upload.name} in {space_name}…") if upload else nullcontext():
+        result = search(
+            catalogue, space, track_id=query.get("track_id"), upload=upload, k=K, metric=metric,
+            exclude_artist=exclude_artist, loader=CachedSpaceLoader(root),
+        )  # fmt: skip
+    resolved = resolve_track(catalogue, space, fitted.coords_, query["track_id"]) if upload is None else resolve_upload(fitted, upload, result.vector)
 except SongsimError as exc:
     st.error(str(exc))
     st.stop()
 
-found_in_space = neighbours_of(
-    catalogue, load_index_cached(root, space_name, metric), vector=resolved.vector,
-    query_row=resolved.row, k=K, exclude_artist=exclude_artist,
-)
+found_in_space = result.neighbours
 found_on_map = neighbours_of(
-    catalogue, map_index(root, space_name, method), vector=resolved.point,
+    catalogue, map_index(root, space_name, method, fit_key), vector=resolved.point,
     query_row=resolved.row, k=K, exclude_artist=exclude_artist,
 )
 found = found_in_space if where == "space" else found_on_map
 
 map_column, list_column = st.columns([3, 2])
 with map_column:
-    layers = map_background(root, space_name, method, None if colour_by == "none" else colour_by)
+    layers = map_background(root, space_name, method, fit_key, None if colour_by == "none" else colour_by)
     figure = map_figure(
         catalogue, fitted.coords_, colour_by=layers.colour_by, layers=layers,
         query_point=resolved.point, query_label=resolved.label, neighbour_rows=found.indices,
@@ -237,6 +239,6 @@ with list_column:
     for _, row in table.iterrows():
         details = " · ".join(str(row[c]) for c in ("album", "year", "genre", "emotion") if c in row and row[c] is not None and str(row[c]) != "<NA>")
         score_name = "similarity" if where == "space" and metric == "cosine" else "−distance"
-        st.markdown(f"**{row['rank']}. {row_labels(root)[catalogue.row_of(row['track_id'])]}** · {score_name} {row['score']:.3f}")
+        st.markdown(f"**{row['rank']}. {row_labels(root, version)[catalogue.row_of(row['track_id'])]}** · {score_name} {row['score']:.3f}")
         st.caption(details)
         st.audio(row["path"])

@@ -4,12 +4,13 @@ import pandas as pd
 import streamlit as st
 
 from pages.common import load_catalogue_cached, load_space_cached, run_through_app
-from songsim.build import build, built_space_names, space_states
+from songsim.build import build
 from songsim.errors import SongsimError
 from songsim.evaluate import OVERLAP_NS, evaluate_catalogue, figures_table
-from songsim.learned import training_summary
 from songsim.plots import confusion_figure, loss_curves
-from songsim.spaces import space_dir, stored_meta
+from songsim.spaces.learned import training_summary
+from songsim.spaces.store import built_space_names, space_dir, stored_meta
+from songsim.stages import MISSING, STALE, space_states
 
 FIGURES = {
     "genre_p@5": "genre P@5",
@@ -52,9 +53,9 @@ built = built_space_names(catalogue)
 fit_keys = tuple((n, stored_meta(space_dir(catalogue.derived_dir, n)).get("fit_key", "")) for n in built)
 
 st.subheader("Spaces")
-rows = space_states(catalogue)
+rows = space_states(root)
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={"fitted_at": "fitted at (UTC)", "fit_seconds": "fit s"})
-buildable = [row["space"] for row in rows if row["state"] == "not built"]
+buildable = [row["space"] for row in rows if row["state"] in (MISSING, STALE)]
 if buildable and st.button(f"Build {', '.join(buildable)}", type="primary"):
     with st.status(f"Building {', '.join(buildable)}…", expanded=True) as status:
         bar = st.progress(0.0)
@@ -65,8 +66,7 @@ if buildable and st.button(f"Build {', '.join(buildable)}", type="primary"):
             st.error(str(exc))
         else:
             status.update(label=f"Built {', '.join(report.built) or 'nothing'}", state="complete")
-            st.cache_resource.clear()
-            st.rerun()
+            st.rerun()  # the caches are keyed by fit key: every session picks up the new fits
 
 st.subheader("Scored against the labels")
 st.caption(

@@ -2,7 +2,7 @@
 
 The rater's study, name and passcode token live in the page URL, so a refresh (or a server
 restart) resumes at their first unrated query; everything else is read back from
-ratings.csv. Logic lives in :mod:`songsim.panel`.
+ratings.csv. Logic lives in :mod:`songsim.studies.panel`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import streamlit as st
 
 from pages.common import load_catalogue_cached, ratings_log_cached, run_through_app
 from songsim.errors import SongsimError
-from songsim.panel import (
+from songsim.studies.panel import (
     RaterSession,
     open_session,
     passcode_accepted,
@@ -20,7 +20,7 @@ from songsim.panel import (
     song_audio,
     token_accepted,
 )
-from songsim.studies import BROAD_SCALE, list_studies
+from songsim.studies.study import BROAD_SCALE, list_studies
 
 run_through_app()
 root = st.session_state["catalogue_root"]

@@ -2,7 +2,8 @@
 distance against the panel's reference list) with confidence intervals, significance tests,
 rater agreement and the label-based figures beside them.
 
-Logic lives in :mod:`songsim.report` (the same report as ``python -m songsim report``).
+Logic lives in :mod:`songsim.studies.report` (computed) and :mod:`songsim.studies.render` (drawn),
+the same report as ``python -m songsim report``.
 """
 
 from __future__ import annotations
@@ -17,9 +18,21 @@ import streamlit as st
 
 from pages.common import file_state, run_through_app
 from songsim.errors import SongsimError
-from songsim.ratings import ratings_path
-from songsim.report import StudyReport, compute_report
-from songsim.studies import list_studies, study_path
+from songsim.studies.ratings import ratings_path
+from songsim.studies.render import (
+    bars_figure,
+    display_matrix,
+    display_reference,
+    display_spaces,
+    formulas,
+    heatmap_figure,
+    reference_caption,
+    settings,
+    summary_lines,
+    write_html,
+)
+from songsim.studies.report import StudyReport, compute_report
+from songsim.studies.study import list_studies, study_path
 
 run_through_app()
 root = st.session_state["catalogue_root"]
@@ -42,7 +55,7 @@ def exports(root: str, name: str, study_state: tuple[int, int], ratings_state: t
     """(JSON, zip of CSV tables, self-contained HTML) of the report, as bytes for downloads."""
     report = cached_report(root, name, study_state, ratings_state)
     with tempfile.TemporaryDirectory() as folder:
-        html = report.write_html(Path(folder) / f"{name}.html").read_bytes()
+        html = write_html(report, Path(folder) / f"{name}.html").read_bytes()
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             for path in report.write_csv(folder):
@@ -65,24 +78,24 @@ if report.per_query.empty:
 
 k = report.k
 st.subheader(f"Per space · NDCG@{k}, MAP, P@{k} (95 % bootstrap CI)")
-st.dataframe(report.display_spaces(), hide_index=True)
+st.dataframe(display_spaces(report), hide_index=True)
 left, right = st.columns(2)
-left.plotly_chart(report.bars_figure(), key="bars")
-right.plotly_chart(report.heatmap_figure(), key="heatmap")
+left.plotly_chart(bars_figure(report), key="bars")
+right.plotly_chart(heatmap_figure(report), key="heatmap")
 if report.reference_figures:
     st.subheader("Top-n overlap and edit distance against the panel's reference list")
-    st.caption(report.reference_caption() + "; edit distance: lower is better.")
-    st.dataframe(report.display_reference(), hide_index=True)
+    st.caption(reference_caption(report) + "; edit distance: lower is better.")
+    st.dataframe(display_reference(report), hide_index=True)
 
 st.subheader("Significance and agreement")
-for line in report.summary_lines():
+for line in summary_lines(report):
     st.markdown("- " + line.replace("_", "\\_").replace("*", "\\*"))
 if len(report.spaces) > 1:
     left, right = st.columns(2)
     left.caption(f"Wilcoxon signed-rank on NDCG@{k}: Holm-adjusted p (row vs column)")
-    left.dataframe(report.display_matrix("p_holm"))
+    left.dataframe(display_matrix(report, "p_holm"))
     right.caption("Mean NDCG difference (row − column)")
-    right.dataframe(report.display_matrix("mean_difference"))
+    right.dataframe(display_matrix(report, "mean_difference"))
 st.caption("Raters: counts, means and how well each predicts the others")
 st.dataframe(report.raters, hide_index=True)
 if len(report.labels_table):
@@ -93,9 +106,9 @@ if len(report.labels_table):
     st.dataframe(report.labels_table, hide_index=True)
 
 with st.expander("How every figure is computed"):
-    for figure, definition in report.formulas():
+    for figure, definition in formulas(report):
         st.markdown(f"**{figure}** — {definition}")
-    st.json(report.settings(), expanded=False)
+    st.json(settings(report), expanded=False)
 
 as_json, as_zip, as_html = exports(root, name, *state)
 left, middle, right = st.columns(3)

@@ -1,6 +1,6 @@
 """Studies: the study owner creates panel studies, adds spaces to them, and follows the panel.
 
-Logic lives in :mod:`songsim.studies` (the same functions as ``python -m songsim study``).
+Logic lives in :mod:`songsim.studies.study` (the same functions as ``python -m songsim study``).
 """
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ import pandas as pd
 import streamlit as st
 
 from pages.common import load_catalogue_cached, ratings_log_cached, run_through_app
-from songsim.build import built_space_names
 from songsim.errors import SongsimError
 from songsim.query import store_upload, track_labels
-from songsim.ratings import latest_ratings
-from songsim.panel import study_overview
-from songsim.studies import METRICS, OWN_METRIC, add_space, create_study, list_studies, load_study
+from songsim.spaces.store import built_space_names
+from songsim.studies.panel import study_overview
+from songsim.studies.ratings import latest_ratings
+from songsim.studies.study import METRICS, OWN_METRIC, add_space, create_study, list_studies, load_study
 
 run_through_app()
 root = st.session_state["catalogue_root"]

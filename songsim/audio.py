@@ -1,4 +1,4 @@
-"""Decode, resample, excerpt and loudness-normalise audio; clear errors for bad files.
+"""Decode, resample and excerpt audio; clear errors for bad files.
 
 Every clip in songsim is a mono ``float32`` array at :data:`songsim.config.SAMPLE_RATE_HZ`
 (22 050 Hz) with samples in [-1, 1] (full scale). Decoding goes through **soundfile**
@@ -34,7 +34,6 @@ from songsim.config import (
     SAMPLE_RATE_HZ,
     SILENCE_DBFS,
 )
-from songsim.files import atomic_write
 from songsim.errors import (
     AudioDecodeError,
     AudioTooLongError,
@@ -52,9 +51,7 @@ __all__ = [
     "check_duration",
     "file_fingerprint",
     "load_clip",
-    "normalise_loudness",
     "rms_dbfs",
-    "write_clip",
 ]
 
 AudioSource = str | os.PathLike | bytes
@@ -478,89 +475,3 @@ def file_fingerprint(path: str | os.PathLike) -> str:
             f"{path}: cannot be read ({error.strerror or error}). Check the path and permissions."
         ) from error
     return digest.hexdigest()[:FINGERPRINT_LENGTH]
-
-
-# --------------------------------------------------------------------------------------------
-# writing and levels
-
-
-def write_clip(
-    path: str | os.PathLike,
-    clip: np.ndarray,
-    *,
-    sr_hz: int,
-    subtype: str | None = None,
-) -> Path:
-    """Write a clip to WAV, FLAC, OGG/Vorbis or MP3 (chosen by extension), atomically.
-
-    The audio goes to a temporary file in the same folder which then replaces ``path``
-    (``os.replace``), so a reader never sees a half-written file and a crash leaves any
-    previous version intact. Samples are clipped to [-1, 1] for integer and lossy subtypes.
-
-    Parameters
-    ----------
-    path : str or path-like
-        Destination; its extension (``.wav``, ``.flac``, ``.ogg``, ``.mp3``) picks the format.
-    clip : np.ndarray [shape=(n_samples,) or (n_samples, n_channels)]
-        Samples in full-scale units.
-    sr_hz : int
-        Sample rate in hertz.
-    subtype : str, optional
-        libsndfile subtype, e.g. ``"PCM_24"`` or ``"FLOAT"``; default 16-bit PCM for WAV/FLAC,
-        Vorbis for OGG, MPEG layer III for MP3.
-
-    Returns
-    -------
-    Path
-        ``path``.
-
-    Raises
-    ------
-    ValueError
-        Unknown extension, non-finite samples or a bad shape.
-    """
-    path = Path(path)
-    fmt = _FORMAT_BY_EXTENSION.get(path.suffix.lower())
-    if fmt is None:
-        raise ValueError(
-            f"{path}: cannot write '{path.suffix}'; use one of {', '.join(AUDIO_EXTENSIONS)}"
-        )
-    data = np.asarray(clip)
-    if data.ndim not in (1, 2) or data.shape[0] == 0:
-        raise ValueError(f"clip must have shape (n_samples,) or (n_samples, n_channels) "
-                         f"with n_samples > 0, got {data.shape}")
-    if not np.all(np.isfinite(data)):
-        raise ValueError(f"{path}: clip contains NaN or infinite samples")
-    subtype = subtype or _DEFAULT_SUBTYPE[fmt]
-    if subtype not in ("FLOAT", "DOUBLE"):
-        data = np.clip(data, -1.0, 1.0)
-    with atomic_write(path) as handle:
-        sf.write(handle, data, int(sr_hz), format=fmt, subtype=subtype)
-    return path
-
-
-def normalise_loudness(clip: np.ndarray, *, target_dbfs: float = -20.0) -> np.ndarray:
-    """Scale a clip so that its RMS level is ``target_dbfs``.
-
-    A simple RMS normalisation (not LUFS): model inputs then differ in timbre, not level.
-    Peaks may exceed 1.0 after scaling; nothing is clipped. A silent clip is returned
-    unchanged (there is no level to scale).
-
-    Parameters
-    ----------
-    clip : np.ndarray [shape=(n_samples,)]
-        Samples in full-scale units.
-    target_dbfs : float
-        Wanted RMS level in dBFS.
-
-    Returns
-    -------
-    np.ndarray [shape=(n_samples,), dtype=float32]
-        A new array; ``clip`` is not modified.
-    """
-    clip = np.asarray(clip, dtype=np.float32)
-    level_dbfs = rms_dbfs(clip)
-    if not np.isfinite(level_dbfs):
-        return clip.copy()
-    gain = 10.0 ** ((target_dbfs - level_dbfs) / 20.0)
-    return (clip * np.float32(gain)).astype(np.float32, copy=False)

@@ -7,46 +7,37 @@ the whole set), and a crash loses nothing already stored: every file is written 
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 from filelock import FileLock, Timeout
 
 from songsim import config
-from songsim.config import DEFAULT_MAP_METHODS
-from songsim import literature  # noqa: F401 - registers the literature's spaces (it imports, so follows, the learned ones)
 from songsim.catalogue import Catalogue, load_catalogue
-from songsim.errors import NotBuiltError, SongsimError
-from songsim.features import extract_features, feature_backend
-from songsim.files import read_json, write_json
-from songsim.learned import LearnedSpace, TrainingOptions  # also registers the learned spaces and the ae2d map
-from songsim.maps import MAP_SAMPLE_SIZE, MIN_ROWS, FittedMap, fit_map, load_map, map_methods, save_map
-from songsim.measure import metadata_matrix
-from songsim.neighbours import DEFAULT_ANNOY_ABOVE, make_index
-from songsim.spaces import (
-    Space,
-    is_current_version,
-    load_space,
+from songsim.config import DEFAULT_MAP_METHODS
+from songsim.errors import SongsimError
+from songsim.features import feature_backend
+from songsim.spaces.base import Space, TrainingOptions, in_build_order, space_dependencies, space_names, space_type
+from songsim.spaces.inputs import space_inputs
+from songsim.spaces.store import (
+    TRAINING_STATE_FILE,
+    current_fit_key,
+    fit_and_store_map,
+    load_current_space,
+    map_is_current,
+    missing_labels,
     save_space,
     space_dir,
-    space_fit_key,
-    space_names,
-    space_type,
     stored_fit_key,
-    stored_meta,
 )
 
 #: the app's demo is FLAC: Vorbis encoding would double the first start on 2 cores (~210 MB)
 DEMO_AUDIO_FORMAT = "flac"
 #: spaces the app builds on first start (fast: no training); others are built on request
 DEFAULT_SPACES = ("handcrafted", "random")
-FEATURES_VERSION = "handcrafted-v1"
 
 #: on_progress(stage, fraction_done 0–1, message)
 ProgressFn = Callable[[str, float, str], None]
@@ -85,130 +76,6 @@ class BuildReport:
         }
 
 
-def features_cache_dir(catalogue: Catalogue) -> Path:
-    """Per-track feature cache, shared by catalogue tracks and uploads (keyed by content)."""
-    return catalogue.derived_dir / "features"
-
-
-def space_inputs(
-    space_cls: type[Space],
-    catalogue: Catalogue,
-    *,
-    paths: Sequence[Path],
-    fingerprints: Sequence[str],
-    keys: Sequence[str],
-    dependency_vectors: Callable[[str], np.ndarray],
-    n_jobs: int | None = None,
-    on_progress: Callable[[str, int, int], None] | None = None,
-    dask_address: str | None = None,
-) -> dict[str, Any]:
-    """The inputs a space consumes (see :mod:`songsim.spaces`) for m songs.
-
-    Parameters
-    ----------
-    paths, fingerprints : sequence
-        The songs' audio files and their content fingerprints (the feature cache key).
-    keys : sequence of str
-        Track ids for catalogue songs, content fingerprints for uploads.
-    dependency_vectors : callable
-        ``dependency_vectors(space_name) -> (m, dim)``: the songs in another space, for
-        ``"space:<name>"`` inputs (catalogue vectors, or an upload embedded there).
-    on_progress : callable, optional
-        ``on_progress(feature_kind, n_tracks_done, n_tracks)`` during feature extraction; its
-        first call for a kind counts the tracks already in the cache as done.
-    n_jobs, dask_address : optional
-        Where missing features are computed: ``n_jobs`` local processes (default: every
-        core), or the Dask cluster whose scheduler is at ``dask_address``
-        (:func:`songsim.features.extract_features`).
-    """
-    values: dict[str, Any] = {}
-    for name in space_cls.inputs:
-        if name in ("handcrafted", "mel", "chroma"):  # per-frame kinds are large: memory-map them
-            values[name] = extract_features(
-                list(paths),
-                list(fingerprints),
-                kind=name,
-                cache_dir=features_cache_dir(catalogue),
-                n_jobs=n_jobs,
-                dask_address=dask_address,
-                on_progress=None if on_progress is None else (lambda done, total, kind=name: on_progress(kind, done, total)),
-                mmap_mode=None if name == "handcrafted" else "r",
-            )
-        elif name == "metadata":  # catalogue row by track id or identical audio, else measured
-            values[name] = metadata_matrix(
-                catalogue, paths=paths, fingerprints=fingerprints, keys=keys, cache_dir=features_cache_dir(catalogue)
-            )
-        elif name == "key":
-            values[name] = list(keys)
-        elif name.startswith("space:"):
-            values[name] = dependency_vectors(name.removeprefix("space:"))
-        else:
-            raise ValueError(f"space {space_cls.name!r} asks for an unknown input {name!r}")
-    return values
-
-
-def space_dependencies(space_cls: type[Space]) -> list[str]:
-    """Names of the spaces whose vectors ``space_cls`` consumes."""
-    return [name.removeprefix("space:") for name in space_cls.inputs if name.startswith("space:")]
-
-
-def map_path(catalogue: Catalogue, space_name: str, method: str) -> Path:
-    """Where the fitted ``method`` map of ``space_name`` is stored."""
-    return space_dir(catalogue.derived_dir, space_name) / "maps" / f"{method}.pkl"
-
-
-#: the label a large catalogue's map sample is stratified by (when the catalogue has it)
-MAP_SAMPLE_STRATA = "genre"
-
-
-def _map_strata(catalogue: Catalogue) -> np.ndarray | None:
-    return catalogue.labels(MAP_SAMPLE_STRATA) if catalogue.has_labels(MAP_SAMPLE_STRATA) else None
-
-
-def map_fit_key(catalogue: Catalogue, space_name: str, method: str, *, seed: int = 0) -> str:
-    """The key a map fitted now would be stored with: the space's stored fit key, the method,
-    the seed and — where the method fits on a sample of a large catalogue (maps.py docstring)
-    — the sample size and the labels it is stratified by."""
-    key = f"{stored_fit_key(space_dir(catalogue.derived_dir, space_name))}-{method}-seed{seed}"
-    sample_size = map_sample_size()
-    if len(catalogue) > sample_size and not map_methods()[method].fit_on_all:
-        strata = _map_strata(catalogue)
-        labels = "none" if strata is None else hashlib.sha256("\0".join(map(str, strata)).encode()).hexdigest()[:12]
-        key += f"-sample{sample_size}-by-{MAP_SAMPLE_STRATA}-{labels}"
-    return key
-
-
-def map_is_current(catalogue: Catalogue, space_name: str, method: str, *, seed: int = 0) -> bool:
-    """Whether the stored map was fitted on the space's current fit, with today's rule."""
-    meta = read_json(map_path(catalogue, space_name, method).with_suffix(".json")) or {}
-    return meta.get("fit_key") == map_fit_key(catalogue, space_name, method, seed=seed)
-
-
-def fit_and_store_map(catalogue: Catalogue, space: Space, method: str, *, seed: int = 0) -> FittedMap:
-    """Fit a 2-D map of ``space`` and store it beside the space (atomically). Above
-    :data:`~songsim.maps.MAP_SAMPLE_SIZE` tracks the fitted sample keeps the genres' shares."""
-    fitted = fit_map(space.vectors_, method=method, seed=seed, strata=_map_strata(catalogue), sample_size=map_sample_size())
-    path = map_path(catalogue, space.name, method)
-    save_map(fitted, path)
-    write_json(
-        path.with_suffix(".json"),
-        {"fit_key": map_fit_key(catalogue, space.name, method, seed=seed), "trustworthiness": float(fitted.trustworthiness_)},
-    )
-    return fitted
-
-
-def load_or_fit_map(catalogue: Catalogue, space: Space, method: str, *, seed: int = 0) -> FittedMap:
-    """The stored map if current, else a fresh fit that is then stored."""
-    if map_is_current(catalogue, space.name, method, seed=seed):
-        return load_map(map_path(catalogue, space.name, method))
-    return fit_and_store_map(catalogue, space, method, seed=seed)
-
-
-def missing_labels(space_cls: type[Space], catalogue: Catalogue) -> list[str]:
-    """Label columns ``space_cls`` needs that the catalogue lacks."""
-    return [c for c in space_cls.required_labels if not catalogue.has_labels(c)]
-
-
 def build(
     root: str | Path,
     *,
@@ -239,8 +106,8 @@ def build(
         (:func:`songsim.features.extract_features`).
     on_progress : callable, optional
         ``on_progress(stage, fraction_done, message)``.
-    training : songsim.learned.TrainingOptions, optional
-        Device, epochs and per-epoch progress for the learned spaces (an epochs override is
+    training : songsim.spaces.base.TrainingOptions, optional
+        Device, epochs and per-epoch progress for the trainable spaces (an epochs override is
         part of their fit key, so changing it retrains them).
     """
     report_progress: ProgressFn = on_progress or (lambda stage, fraction, message: None)
@@ -293,7 +160,7 @@ def _build_locked(
         options = replace(training or TrainingOptions(), catalogue_fingerprint=catalogue_key)
         key = current_fit_key(cls, catalogue, catalogue_key, seed=seed, training=options)
         options = replace(options, resume_path=str(folder / TRAINING_STATE_FILE), resume_key=key)
-        stored = _load_current_space(folder, key)
+        stored = load_current_space(folder, key)
         if stored is not None:
             fitted_spaces[cls.name] = stored
             report.reused.append(cls.name)
@@ -315,7 +182,7 @@ def _build_locked(
         )
         report_progress(stage, 0.5, f"{cls.name}: fitting")
         fit_started = time.perf_counter()
-        space = cls().fit(inputs, labels=labels, seed=seed, **({"training": options} if issubclass(cls, LearnedSpace) else {}))
+        space = cls().fit(inputs, labels=labels, seed=seed, **({"training": options} if cls.trainable else {}))
         save_space(space, folder, fit_key=key, fit_seconds=time.perf_counter() - fit_started)
         (folder / TRAINING_STATE_FILE).unlink(missing_ok=True)  # the trained model is stored now
         fitted_spaces[cls.name] = space
@@ -339,9 +206,6 @@ def _build_locked(
     return report
 
 
-#: a learned space's training state after its last finished epoch, while it trains
-#: (:class:`songsim.train.ResumeFile`): a killed build resumes the training from there
-TRAINING_STATE_FILE = "training-state.pt"
 #: a build waits this long for another build of the same catalogue before giving up
 BUILD_LOCK_TIMEOUT_S = 6 * 3600.0
 #: half-written temporaries (:func:`songsim.files.atomic_write`) older than this are debris
@@ -388,52 +252,6 @@ def remove_stale_temporaries(folder: Path, *, min_age_s: float = STALE_TEMPORARY
     return removed
 
 
-def _load_current_space(folder: Path, key: str) -> Space | None:
-    """The space stored in ``folder`` if it was fitted with ``key`` and loads; ``None`` means
-    fit it (again): a stored file that no longer loads is refitted, not an error."""
-    if stored_fit_key(folder) != key:
-        return None
-    try:
-        return load_space(folder)
-    except SongsimError:
-        return None
-
-
-def current_fit_key(
-    space_cls: type[Space], catalogue: Catalogue, catalogue_key: str, *, seed: int = 0, training: TrainingOptions | None = None
-) -> str:
-    """The fit key :func:`build` gives ``space_cls`` now: the catalogue fingerprint
-    (``catalogue_key``, :meth:`Catalogue.fingerprint`), the feature settings, the stored fit
-    keys of the spaces it builds on, the seed and — for a learned space — the epochs override of
-    ``training`` (:attr:`songsim.learned.TrainingOptions.fit_tag`). A stored fit with this key
-    is current."""
-    upstream = "-".join(stored_fit_key(space_dir(catalogue.derived_dir, d)) or "" for d in space_dependencies(space_cls))
-    tag = (training or TrainingOptions()).fit_tag if issubclass(space_cls, LearnedSpace) else ""
-    return space_fit_key(space_cls, f"{catalogue_key}-{FEATURES_VERSION}-{upstream}{tag}", seed)
-
-
-def in_build_order(names: Sequence[str]) -> list[str]:
-    """``names`` plus every space they depend on, each after its dependencies."""
-    ordered: list[str] = []
-
-    def visit(name: str) -> None:
-        if name not in ordered:
-            for dependency in space_dependencies(space_type(name)):
-                visit(dependency)
-            ordered.append(name)
-
-    for name in names:
-        visit(name)
-    return ordered
-
-
-def built_space_names(catalogue: Catalogue) -> list[str]:
-    """Registered spaces with a stored fit of their current version in this catalogue, in
-    registry order (a fit by an older songsim must be rebuilt before it is used)."""
-    return [n for n in space_names() if is_current_version(space_type(n), stored_fit_key(space_dir(catalogue.derived_dir, n)))]
-
-
-
 def is_built(
     root: str | Path, *, spaces: Sequence[str] = DEFAULT_SPACES, map_methods: Sequence[str] = DEFAULT_MAP_METHODS
 ) -> bool:
@@ -461,7 +279,7 @@ def prepare_catalogue(
     """
     root = Path(root)
     if make_demo_if_missing and not (root / "tracks.csv").is_file():
-        from songsim.demo import make_demo
+        from songsim.demo.render import make_demo
 
         make_demo(
             root,
@@ -471,60 +289,3 @@ def prepare_catalogue(
             else lambda done, total, message: on_progress("demo", done / max(total, 1), f"rendering {done}/{total}: {message}"),
         )
     return build(root, spaces=DEFAULT_SPACES, on_progress=on_progress)
-
-
-def open_index(catalogue: Catalogue, space: Space, *, metric: str):
-    """The neighbour index of a fitted space: exact up to ``$SONGSIM_ANNOY_ABOVE`` tracks
-    (default :data:`songsim.neighbours.DEFAULT_ANNOY_ABOVE`), else an annoy index stored beside
-    the space (memory-mapped, so every app session shares one copy)."""
-    return make_index(
-        space.vectors_, metric=metric, path=space_dir(catalogue.derived_dir, space.name) / f"annoy-{metric}.ann",
-        annoy_above=config.size_setting(config.ANNOY_ABOVE_ENV, DEFAULT_ANNOY_ABOVE, minimum=0),
-    )
-
-
-def map_sample_size() -> int:
-    """Tracks above which UMAP, t-SNE and the 2-D autoencoder fit on a sample and place the
-    rest: ``$SONGSIM_MAP_SAMPLE_SIZE``, default :data:`songsim.maps.MAP_SAMPLE_SIZE`."""
-    return config.size_setting(config.MAP_SAMPLE_SIZE_ENV, MAP_SAMPLE_SIZE, minimum=MIN_ROWS)
-
-
-def load_built_space(catalogue: Catalogue, name: str) -> Space:
-    """The fitted space ``name`` stored in this catalogue (:class:`NotBuiltError` if none, or
-    if it was fitted by an older version of the space's algorithm)."""
-    cls = space_type(name)
-    folder = space_dir(catalogue.derived_dir, name)
-    key = stored_fit_key(folder)
-    if key is not None and not is_current_version(cls, key):
-        raise NotBuiltError(
-            f"Space {name!r} in {catalogue.root} was fitted by an older songsim (its algorithm is now version "
-            f"{cls.version}): rebuild it with `python -m songsim build {catalogue.root} --spaces {name}` or on the Models page."
-        )
-    return load_space(folder)
-
-
-def space_states(catalogue: Catalogue) -> list[dict]:
-    """One row per registered space: its state in this catalogue ("built", "not built", the
-    labels it lacks, or the unbuildable space it needs), dim, fit seconds, when it was fitted,
-    and what it is."""
-    built = set(built_space_names(catalogue))
-    rows, state_of = [], {}
-    for name in in_build_order(space_names()):
-        cls = space_type(name)
-        meta = stored_meta(space_dir(catalogue.derived_dir, name))
-        lacking = missing_labels(cls, catalogue)
-        blocked = [d for d in space_dependencies(cls) if state_of[d].startswith("needs")]
-        if name in built:
-            state = "built"
-        elif lacking:
-            state = f"needs {', '.join(lacking)} labels"
-        elif blocked:
-            state = f"needs the {', '.join(blocked)} space"
-        else:
-            state = "not built"
-        state_of[name] = state
-        rows.append({
-            "space": name, "state": state, "dim": meta.get("dim"), "fit_seconds": meta.get("fit_seconds"),
-            "fitted_at": meta.get("fitted_at"), "description": cls.description,
-        })
-    return rows

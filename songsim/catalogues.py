@@ -24,7 +24,7 @@ from filelock import FileLock
 from songsim import config
 from songsim.build import is_built
 from songsim.catalogue import TRACKS_CSV
-from songsim.errors import SongsimError
+from songsim.errors import CatalogueRegistryError
 from songsim.files import write_json
 
 __all__ = [
@@ -40,10 +40,6 @@ __all__ = [
 
 REGISTRY_FILE = "catalogues.json"
 _VERSION = 1
-
-
-class CatalogueRegistryError(SongsimError):
-    """The registry file is unreadable, or a request on it makes no sense."""
 
 
 @dataclass(frozen=True)

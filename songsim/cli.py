@@ -7,6 +7,7 @@
                                                    train the learned spaces (maps: build, or on first view)
     python -m songsim query DIR (--track ID | --audio FILE) [--space NAME] [-k 5]
                             [--metric cosine|euclidean] [--exclude-artist] --json
+    python -m songsim spaces [DIR] [--json]       every registered space (with its dimension in DIR)
     python -m songsim evaluate DIR [--spaces a,b] [--metric cosine|euclidean] [--json]
                                                    label-based scores of every space
     python -m songsim study create DIR --name NAME --spaces a,b [--queries 20] [--k 5] [--seed S]
@@ -39,6 +40,7 @@ from tqdm import tqdm
 from songsim import config
 from songsim.config import DEFAULT_MAP_METHODS, single_threaded_blas
 from songsim.errors import SongsimError
+from songsim.neighbours import METRICS
 
 
 def _progress_bar(desc: str):
@@ -75,7 +77,7 @@ def _count_bar(desc: str, unit: str):
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from songsim.demo import make_demo
+    from songsim.demo.render import make_demo
 
     on_progress, bar = _count_bar("rendering demo", "clip")
     with bar:
@@ -110,9 +112,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from songsim.build import build
-    from songsim.learned import LEARNED_SPACES, TrainingOptions
-    from songsim.literature import LITERATURE_SPACES
+    from songsim.build import DEFAULT_SPACES, build
+    from songsim.spaces.base import TrainingOptions, space_names
     from songsim.train import choose_device
 
     update, bar = _progress_bar(f"training on {choose_device(args.device)}")
@@ -121,7 +122,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         shown = f"{val_loss:.3f}" if val_loss is not None else "–"
         update(f"train:{space}", epoch / max_epochs, f"{space}: epoch {epoch}/{max_epochs} loss {train_loss:.3f} val {shown}")
 
-    spaces = [s.strip() for s in args.spaces.split(",") if s.strip()] if args.spaces else [*LEARNED_SPACES, *LITERATURE_SPACES]
+    trained_by_default = [name for name in space_names() if name not in DEFAULT_SPACES]
+    spaces = [s.strip() for s in args.spaces.split(",") if s.strip()] if args.spaces else trained_by_default
     options = TrainingOptions(device=args.device, max_epochs=args.epochs, on_epoch=on_epoch)
     with bar:
         report = build(
@@ -135,37 +137,48 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
-    from songsim.build import load_built_space, open_index
     from songsim.catalogue import load_catalogue
-    from songsim.query import embed_upload, neighbour_table, neighbours_of, store_upload, table_records
+    from songsim.query import neighbour_table, search, store_upload, table_records
 
     catalogue = load_catalogue(args.dir)
-    space = load_built_space(catalogue, args.space)
-    index = open_index(catalogue, space, metric=args.metric)
     if args.track is not None:
-        row = catalogue.row_of(args.track)
-        vector, query = space.vectors_[row], catalogue.track(args.track)
-        query = {k: query.get(k) for k in ("track_id", "title", "artist", "album", "year", "genre", "emotion")}
+        track = catalogue.track(args.track)
+        query = {k: track.get(k) for k in ("track_id", "title", "artist", "album", "year", "genre", "emotion")}
+        found = search(catalogue, args.space, track_id=args.track, k=args.k, metric=args.metric, exclude_artist=args.exclude_artist)
     else:
         audio = Path(args.audio)
         if not audio.is_file():
             raise SongsimError(f"Audio file {audio} does not exist: give the path of a WAV, FLAC, OGG or MP3 file.")
         upload = store_upload(catalogue, audio.read_bytes(), audio.name)
-        row = upload.catalogue_row
-        vector = embed_upload(catalogue, space, upload, load_space=lambda name: load_built_space(catalogue, name))
         query = {"audio": str(audio), "fingerprint": upload.fingerprint}
-    found = neighbours_of(catalogue, index, vector=vector, query_row=row, k=args.k, exclude_artist=args.exclude_artist)
-    table = neighbour_table(catalogue, found)
+        found = search(catalogue, args.space, upload=upload, k=args.k, metric=args.metric, exclude_artist=args.exclude_artist)
     neighbours = [
         {"track_id": r["track_id"], "title": r.get("title"), "artist": r.get("artist"), "score": r["score"]}
-        for r in table_records(table)
+        for r in table_records(neighbour_table(catalogue, found.neighbours))
     ]
-    result = {"space": args.space, "metric": args.metric, "query": query, "neighbours": neighbours}
+    result = {"space": found.space, "metric": found.metric, "query": query, "neighbours": neighbours}
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     else:
         for n in neighbours:
             print(f"{n['score']:+.3f}  {n['track_id']}  {n['artist'] or '?'} — {n['title'] or '?'}")
+    return 0
+
+
+def _cmd_spaces(args: argparse.Namespace) -> int:
+    from songsim.stages import describe_spaces
+
+    rows = describe_spaces(args.dir)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            traits = [row["metric"], *(["trainable"] if row["trainable"] else []), *(["embeds uploads"] if row["embeds_uploads"] else [])]
+            built = f", {row['dim']}-d built" if row.get("dim") else ""
+            print(f"{row['name']:<16} {row['origin']:<9} {', '.join(traits)}{built}")
+            print(f"{'':<16} {row['description']}")
+            needs = f"inputs {', '.join(row['inputs'])}" + (f"; labels {', '.join(row['required_labels'])}" if row["required_labels"] else "")
+            print(f"{'':<16} {needs}")
     return 0
 
 
@@ -186,7 +199,7 @@ def _names(text: str | None) -> list[str] | None:
 
 
 def _format_study(study) -> str:
-    """A readable summary of a :class:`~songsim.studies.Study`: settings, then one line per query."""
+    """A readable summary of a :class:`~songsim.studies.study.Study`: settings, then one line per query."""
     lines = [
         f"study {study.name}: {len(study.spaces)} space(s) ({', '.join(study.spaces)}), k={study.k}, {study.metric}, "
         f"artist filter {'on' if study.artist_filter else 'off'}",
@@ -201,7 +214,7 @@ def _format_study(study) -> str:
 
 
 def _cmd_study_create(args: argparse.Namespace) -> int:
-    from songsim.studies import create_study, study_path
+    from songsim.studies.study import create_study, study_path
 
     study = create_study(
         args.dir, args.name, _names(args.spaces), n_queries=args.queries, k=args.k, seed=args.seed,
@@ -215,7 +228,7 @@ def _cmd_study_create(args: argparse.Namespace) -> int:
 
 
 def _cmd_study_show(args: argparse.Namespace) -> int:
-    from songsim.studies import load_study, study_summary
+    from songsim.studies.study import load_study, study_summary
 
     study = load_study(args.dir, args.name)
     print(json.dumps(study_summary(study), indent=2) if args.json else _format_study(study))
@@ -223,7 +236,7 @@ def _cmd_study_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_study_add_space(args: argparse.Namespace) -> int:
-    from songsim.studies import add_space
+    from songsim.studies.study import add_space
 
     study, n_new = add_space(args.dir, args.name, args.space)
     print(f"added {args.space} to study {study.name}: {n_new} new pair(s) to judge, {study.n_pairs} in all")
@@ -231,7 +244,7 @@ def _cmd_study_add_space(args: argparse.Namespace) -> int:
 
 
 def _cmd_study_list(args: argparse.Namespace) -> int:
-    from songsim.studies import list_studies
+    from songsim.studies.study import list_studies
 
     names = list_studies(args.dir)
     print("\n".join(names) if names else f"no study in {args.dir} yet", file=sys.stdout if names else sys.stderr)
@@ -239,7 +252,7 @@ def _cmd_study_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_rate(args: argparse.Namespace) -> int:
-    from songsim.ratings import Rating, append_rating
+    from songsim.studies.ratings import Rating, append_rating
 
     rating = Rating(
         study=args.study, rater=args.rater, query_id=args.query, candidate_id=args.candidate,
@@ -250,7 +263,8 @@ def _cmd_rate(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from songsim.report import compute_report
+    from songsim.studies.render import format_text, write_html
+    from songsim.studies.report import compute_report
 
     report = compute_report(args.dir, args.study)
     for problem in report.problems:  # torn or malformed rows of ratings.csv first, then the data's caveats
@@ -259,9 +273,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
         report.write_csv(Path(args.csv))
         print(f"wrote the CSV tables to {args.csv}", file=sys.stderr)
     if args.html:
-        report.write_html(Path(args.html))
+        write_html(report, Path(args.html))
         print(f"wrote {args.html}", file=sys.stderr)
-    print(json.dumps(report.as_dict(), indent=2) if args.json else report.format_text())
+    print(json.dumps(report.as_dict(), indent=2) if args.json else format_text(report))
     return 0
 
 
@@ -447,7 +461,10 @@ def make_parser() -> argparse.ArgumentParser:
     source.add_argument("--audio", help="path of a WAV/FLAC/OGG/MP3 file")
     query.add_argument("--space", default="handcrafted")
     query.add_argument("-k", type=int, default=5)
-    query.add_argument("--metric", choices=("cosine", "euclidean"), default="cosine")
+    query.add_argument(
+        "--metric", choices=METRICS, default=None,
+        help="similarity (default: the space's own: euclidean for wavenet, ae-2d, spectrogram-l2)",
+    )
     query.add_argument("--exclude-artist", action="store_true", help="leave out the query's artist (MIREX artist filter)")
     query.add_argument("--json", action="store_true", help="print JSON")
     query.set_defaults(run=_cmd_query)
@@ -458,11 +475,16 @@ def make_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the ranking protocol's draws and the clusterings")
     evaluate.add_argument("-k", type=int, default=5, help="neighbours per query for P@k, year distance and hubness")
     evaluate.add_argument(
-        "--metric", choices=("cosine", "euclidean"), default=None,
+        "--metric", choices=METRICS, default=None,
         help="similarity of every figure (default: each space's own: euclidean for wavenet, ae-2d, spectrogram-l2)",
     )
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     evaluate.set_defaults(run=_cmd_evaluate)
+
+    spaces = sub.add_parser("spaces", help="every registered space: what it is, its inputs, labels, metric, origin")
+    spaces.add_argument("dir", nargs="?", default="", help="a catalogue folder: also give each space's dimension there when built")
+    spaces.add_argument("--json", action="store_true", help="print JSON")
+    spaces.set_defaults(run=_cmd_spaces)
     _add_study_parsers(sub)
     _add_import_and_bench_parsers(sub)
     return parser

@@ -36,6 +36,11 @@ class AudioTooLongError(AudioError):
     """The file is longer than :data:`songsim.config.MAX_DURATION_S`."""
 
 
+class CatalogueRegistryError(SongsimError):
+    """The registry of known catalogues (``catalogues.json``) is unreadable, or a request on
+    it makes no sense."""
+
+
 class CatalogueError(SongsimError):
     """``tracks.csv`` is missing or has bad rows; the message lists every bad row."""
 
@@ -46,6 +51,25 @@ class UnknownTrackError(SongsimError):
 
 class UnknownSpaceError(SongsimError):
     """A space name that the registry does not know."""
+
+
+class FeatureExtractionError(SongsimError):
+    """Some files could not be turned into features; all the others were cached.
+
+    Attributes
+    ----------
+    failures : dict[str, str]
+        File path -> reason, for every failed file, in input order.
+    """
+
+    def __init__(self, failures: dict[str, str], n_tracks: int) -> None:
+        self.failures = dict(failures)
+        lines = [f"  - {path}: {reason}" for path, reason in self.failures.items()]
+        super().__init__(
+            f"{len(self.failures)} of {n_tracks} audio files could not be analysed (the other "
+            f"{n_tracks - len(self.failures)} are cached; fix or remove these files and run "
+            "again, only they will be computed):\n" + "\n".join(lines)
+        )
 
 
 class NotBuiltError(SongsimError):
@@ -60,3 +84,11 @@ class RatingError(SongsimError):
 class RatingsFormatError(SongsimError):
     """``ratings.csv`` does not start with the ratings header, so songsim neither reads nor
     appends to it; the message names the file and the expected header."""
+
+
+class StudyError(SongsimError):
+    """A study that cannot be created, found, read or changed; the message says why and the fix."""
+
+
+class SoundFontError(SongsimError):
+    """The SoundFont file is missing, not a SoundFont 2 file, or structurally broken."""

@@ -71,7 +71,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from songsim.build import built_space_names, load_built_space
 from songsim.catalogue import Catalogue, load_catalogue
 from songsim.errors import NotBuiltError, SongsimError
 from songsim.metrics import (
@@ -85,7 +84,9 @@ from songsim.metrics import (
     top_n_overlap,
 )
 from songsim.neighbours import ExactIndex, artist_keys, exclusion_mask
-from songsim.spaces import space_type
+from songsim.query import SpaceLoader, search
+from songsim.spaces.base import space_type
+from songsim.spaces.store import built_space_names, load_built_space
 
 __all__ = [
     "N_SAME",
@@ -156,6 +157,7 @@ def evaluate_space(catalogue: Catalogue, space: Any, *, seed: int = 0, k: int = 
     n = vectors.shape[0]
     queries = _query_rows(space, n, name)
     index = ExactIndex(vectors, metric=metric)
+    top_k = _searcher(catalogue, space, index)
     geometry = _geometry(vectors, metric)
     figures: dict[str, float] = {}
     n_queries: dict[str, int] = {}
@@ -176,10 +178,10 @@ def evaluate_space(catalogue: Catalogue, space: Any, *, seed: int = 0, k: int = 
         settle([genre_p, genre_p_filtered, *RANKING_FIGURES, *CLUSTER_FIGURES], genre)
     else:
         labels, known, genre_queries = genre
-        settle([genre_p], _precision(index, labels, known, genre_queries, k=k, figure=genre_p))
+        settle([genre_p], _precision(top_k, labels, known, genre_queries, k=k, figure=genre_p))
         if catalogue.has_labels("artist"):
             artists = artist_keys(catalogue.labels("artist"))
-            outcome = _precision(index, labels, known, genre_queries, k=k, figure=genre_p_filtered, artists=artists)
+            outcome = _precision(top_k, labels, known, genre_queries, k=k, figure=genre_p_filtered, artists=artists)
         else:
             outcome = "the catalogue has no artist labels"
         settle([genre_p_filtered], outcome)
@@ -188,10 +190,10 @@ def evaluate_space(catalogue: Catalogue, space: Any, *, seed: int = 0, k: int = 
 
     emotion_p = f"emotion_p@{k}"
     emotion = _labelled(catalogue, "emotion", queries)
-    settle([emotion_p], emotion if isinstance(emotion, str) else _precision(index, *emotion, k=k, figure=emotion_p))
+    settle([emotion_p], emotion if isinstance(emotion, str) else _precision(top_k, *emotion, k=k, figure=emotion_p))
     year = _labelled(catalogue, "year", queries)
-    settle([f"year_distance@{k}"], year if isinstance(year, str) else _year_distance(index, *year, k=k))
-    settle(["hubness_skew", "orphans"], _hubness(index, k=k))
+    settle([f"year_distance@{k}"], year if isinstance(year, str) else _year_distance(top_k, *year, k=k))
+    settle(["hubness_skew", "orphans"], _hubness(top_k, n, k=k))
     settle(LIST_FIGURES, _reference_overlap(catalogue, index, geometry, queries))
 
     order = [f for f in _figure_names(k) if f in figures]
@@ -350,29 +352,59 @@ def _labelled(catalogue: Catalogue, column: str, queries: np.ndarray) -> tuple[n
     return labels, known, labelled_queries
 
 
+#: top_k(query row, k, candidates (n,) bool, exclude_artist) -> the k best candidate rows
+TopK = Callable[[int, int, np.ndarray, bool], np.ndarray]
+
+
+class _ExactLoader(SpaceLoader):
+    """Spaces are scored with exact search whatever the catalogue's size: the one index given."""
+
+    def __init__(self, catalogue: Catalogue, index: ExactIndex) -> None:
+        super().__init__(catalogue)
+        self.exact = index
+
+    def index(self, space: Any, metric: str) -> ExactIndex:
+        return self.exact
+
+
+def _searcher(catalogue: Catalogue, space: Any, index: ExactIndex) -> TopK:
+    """Top-k through :func:`songsim.query.search` (the one search path), with ``index``."""
+    loader = _ExactLoader(catalogue, index)
+
+    def top_k(row: int, k: int, candidates: np.ndarray, exclude_artist: bool) -> np.ndarray:
+        found = search(
+            catalogue, space, track_id=catalogue.track_id_at(row), k=k, metric=index.metric,
+            exclude_artist=exclude_artist, candidates=candidates, loader=loader,
+        )  # fmt: skip
+        return found.neighbours.indices
+
+    return top_k
+
+
 def _neighbours(
-    index: ExactIndex, queries: np.ndarray, candidates: np.ndarray, *, k: int, artists: np.ndarray | None = None
+    top_k: TopK, queries: np.ndarray, candidates: np.ndarray, *, k: int, artists: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k of each query among ``candidates`` (bool (n,)), never the query itself and,
-    with ``artists``, never its artist. Queries with fewer than ``k`` candidates are dropped.
+    with ``artists`` (the catalogue's :func:`~songsim.neighbours.artist_keys`), never its
+    artist. Queries with fewer than ``k`` such candidates are dropped.
 
     Returns ``(rows (m,), neighbour rows (m, k))``.
     """
     rows, found = [], []
     for q in queries:
-        exclude = ~candidates
+        allowed = candidates.copy()
         if artists is not None:
-            exclude |= exclusion_mask(candidates.size, artists=artists, query_artist=artists[q])
-        exclude[q] = True
-        if candidates.size - int(exclude.sum()) < k:
+            allowed &= ~exclusion_mask(candidates.size, artists=artists, query_artist=artists[q])
+        allowed[q] = False
+        if int(allowed.sum()) < k:
             continue
         rows.append(int(q))
-        found.append(index.query_row(int(q), k=k, exclude=exclude).indices)
+        found.append(top_k(int(q), k, candidates, artists is not None))
     return np.asarray(rows, dtype=np.int64), np.asarray(found, dtype=np.int64).reshape(len(rows), k)
 
 
 def _precision(
-    index: ExactIndex,
+    top_k: TopK,
     labels: np.ndarray,
     known: np.ndarray,
     queries: np.ndarray,
@@ -382,27 +414,26 @@ def _precision(
     artists: np.ndarray | None = None,
 ) -> _Outcome:
     """Mean P@k of "same label as the query" among the labelled candidates."""
-    rows, found = _neighbours(index, queries, known, k=k, artists=artists)
+    rows, found = _neighbours(top_k, queries, known, k=k, artists=artists)
     if rows.size == 0:
         return f"no query has {k} labelled candidates" + (" outside its artist" if artists is not None else "")
     return {figure: np.mean([precision_at_k(labels[nb] == labels[q], k) for q, nb in zip(rows, found)])}, rows.size
 
 
-def _year_distance(index: ExactIndex, labels: np.ndarray, known: np.ndarray, queries: np.ndarray, *, k: int) -> _Outcome:
+def _year_distance(top_k: TopK, labels: np.ndarray, known: np.ndarray, queries: np.ndarray, *, k: int) -> _Outcome:
     """Mean |year difference| between each query and its top-k songs with a year, in years."""
-    rows, found = _neighbours(index, queries, known, k=k)
+    rows, found = _neighbours(top_k, queries, known, k=k)
     if rows.size == 0:
         return f"fewer than {k} other songs have a year"
     years = np.array([np.nan if v is None else float(v) for v in labels])
     return {f"year_distance@{k}": np.abs(years[found] - years[rows][:, None]).mean()}, rows.size
 
 
-def _hubness(index: ExactIndex, *, k: int) -> _Outcome:
-    """Hubness of the top-k graph of every catalogue song."""
-    n = index.n_items
+def _hubness(top_k: TopK, n: int, *, k: int) -> _Outcome:
+    """Hubness of the top-k graph of every catalogue song (``n`` rows)."""
     if n <= k:
         return f"the catalogue has {n} tracks; hubness at k={k} needs more than {k}"
-    _, found = _neighbours(index, np.arange(n), np.ones(n, dtype=bool), k=k)
+    _, found = _neighbours(top_k, np.arange(n), np.ones(n, dtype=bool), k=k)
     hub = hubness(found, n)
     return {"hubness_skew": hub["skewness"], "orphans": hub["orphans"]}, n
 
@@ -541,7 +572,12 @@ def label_precision(vectors: np.ndarray, labels: np.ndarray, queries: np.ndarray
     """
     known = np.array([v is not None for v in labels], dtype=bool)
     queries = np.asarray(queries, dtype=np.int64)
-    outcome = _precision(ExactIndex(vectors, metric=metric), labels, known, queries[known[queries]], k=k, figure="p")
+    index = ExactIndex(vectors, metric=metric)
+
+    def top_k(row: int, k: int, candidates: np.ndarray, exclude_artist: bool) -> np.ndarray:
+        return index.query_row(row, k=k, exclude=~candidates).indices
+
+    outcome = _precision(top_k, labels, known, queries[known[queries]], k=k, figure="p")
     return None if isinstance(outcome, str) else float(outcome[0]["p"])
 
 

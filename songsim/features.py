@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import scipy.fft
@@ -45,7 +45,7 @@ import scipy.stats
 from songsim.audio import load_clip
 from songsim.files import atomic_write
 from songsim.config import CLIP_DURATION_S, HOP_LENGTH, N_FFT, N_MELS, SAMPLE_RATE_HZ
-from songsim.errors import SongsimError
+from songsim.errors import FeatureExtractionError, SongsimError
 
 __all__ = [
     "FEATURE_KINDS",
@@ -131,25 +131,6 @@ MIN_TRACKS_FOR_POOL = 8
 DASK_CONNECT_TIMEOUT_S = 5.0
 
 _FINGERPRINT_RE = re.compile(r"^[0-9A-Za-z_-]{1,128}$")
-
-
-class FeatureExtractionError(SongsimError):
-    """Some files could not be turned into features; all the others were cached.
-
-    Attributes
-    ----------
-    failures : dict[str, str]
-        File path -> reason, for every failed file, in input order.
-    """
-
-    def __init__(self, failures: dict[str, str], n_tracks: int) -> None:
-        self.failures = dict(failures)
-        lines = [f"  - {path}: {reason}" for path, reason in self.failures.items()]
-        super().__init__(
-            f"{len(self.failures)} of {n_tracks} audio files could not be analysed (the other "
-            f"{n_tracks - len(self.failures)} are cached; fix or remove these files and run "
-            "again, only they will be computed):\n" + "\n".join(lines)
-        )
 
 
 # ============================================================================================
@@ -676,9 +657,9 @@ def extract_features(
         raise ValueError(f"mmap_mode must be None or 'r', got {mmap_mode!r}")
     workers = _default_n_jobs() if n_jobs is None or n_jobs == -1 else int(n_jobs)
     if workers < 1:
-        raise ValueError(f"n_jobs must be a positive integer, -1 or None, got {n_jobs!r}")
+        raise SongsimError(f"--jobs must be a positive integer or -1 (every core); got {n_jobs!r}.")
     if dask_address is not None and (not isinstance(dask_address, str) or not dask_address.strip()):
-        raise ValueError(f"dask_address must be a scheduler address such as 'tcp://HOST:8786', got {dask_address!r}")
+        raise SongsimError(f"--dask must be a scheduler address such as 'tcp://HOST:8786'; got {dask_address!r}.")
     n_tracks = len(paths)
     folder = feature_cache_dir(cache_dir, kind)
     _prepare_folder(folder, kind)
@@ -877,10 +858,33 @@ def _dask_task(
     return fingerprint, features, reason, worker, False
 
 
-def _connect_dask(address: str):
-    """A ``distributed.Client`` connected to ``address`` with at least one worker, or a
-    :class:`SongsimError` naming the address and the fix within about
-    2 x :data:`DASK_CONNECT_TIMEOUT_S` seconds."""
+def _close_client(client) -> None:
+    """Close a ``distributed.Client`` completely, whatever state it is in: connected, half
+    started (its constructor failed or was interrupted: its IO-loop thread still runs) or
+    already closed.
+
+    Never leave a client to the garbage collector: ``Client.__del__`` closes it, which takes
+    ``distributed.utils.LoopRunner``'s class-wide lock, and when the collector runs inside
+    another client's start (which holds that lock) the process waits on itself forever.
+    """
+    try:
+        if getattr(client, "status", None) == "running":
+            client.close(timeout=DASK_CONNECT_TIMEOUT_S)
+    except Exception:  # noqa: BLE001, S110 - a scheduler gone away: its loop is stopped below all the same
+        pass
+    finally:
+        runner = getattr(client, "_loop_runner", None)  # a half-started client's loop thread
+        if runner is not None:
+            runner.stop()  # does nothing when close() stopped it already
+        client.status = "closed"  # so that its __del__ does nothing
+
+
+@contextmanager
+def _dask_client(address: str) -> Iterator[Any]:
+    """A ``distributed.Client`` connected to ``address`` with at least one worker, closed on
+    leaving (:func:`_close_client`) however that happens: a failed or interrupted connect,
+    an error, Ctrl-C. Raises a :class:`SongsimError` naming the address and the fix within
+    about 2 x :data:`DASK_CONNECT_TIMEOUT_S` seconds."""
     try:
         from distributed import Client
     except ImportError as error:
@@ -888,26 +892,31 @@ def _connect_dask(address: str):
             f"extracting features on the Dask cluster at {address} needs the dask and "
             f"distributed packages ({error}): pip install -r requirements.txt"
         ) from error
+    # made apart from its __init__, so that a client whose connect fails (or is interrupted)
+    # is still in hand to be closed, not left half started to the garbage collector
+    client = Client.__new__(Client)
     try:
-        client = Client(address, timeout=DASK_CONNECT_TIMEOUT_S, set_as_default=False)
-    except Exception as error:  # noqa: BLE001 - OSError (timeout, refused), ValueError (scheme), ...
-        detail = str(error).strip() or type(error).__name__
-        raise SongsimError(
-            f"cannot connect to the Dask scheduler at {address} ({detail}). Check the address "
-            "(tcp://HOST:8786, the port `dask scheduler` prints), that the scheduler is running "
-            "and that this machine can reach that port; or leave out the Dask address (--dask) "
-            "to extract features on this machine's cores."
-        ) from error
-    try:
-        client.wait_for_workers(1, timeout=DASK_CONNECT_TIMEOUT_S)
-    except Exception as error:  # noqa: BLE001 - TimeoutError
-        client.close()
-        raise SongsimError(
-            f"the Dask scheduler at {address} has no workers. Start them on each machine with "
-            f"`dask worker {address} --nthreads 1 --nworkers N` in the same Python environment "
-            "as this machine (see README), then run again."
-        ) from error
-    return client
+        try:
+            client.__init__(address, timeout=DASK_CONNECT_TIMEOUT_S, set_as_default=False)
+        except Exception as error:  # noqa: BLE001 - OSError (timeout, refused), ValueError (scheme), ...
+            detail = str(error).strip() or type(error).__name__
+            raise SongsimError(
+                f"cannot connect to the Dask scheduler at {address} ({detail}). Check the address "
+                "(tcp://HOST:8786, the port `dask scheduler` prints), that the scheduler is running "
+                "and that this machine can reach that port; or leave out the Dask address (--dask) "
+                "to extract features on this machine's cores."
+            ) from error
+        try:
+            client.wait_for_workers(1, timeout=DASK_CONNECT_TIMEOUT_S)
+        except Exception as error:  # noqa: BLE001 - TimeoutError
+            raise SongsimError(
+                f"the Dask scheduler at {address} has no workers. Start them on each machine with "
+                f"`dask worker {address} --nthreads 1 --nworkers N` in the same Python environment "
+                "as this machine (see README), then run again."
+            ) from error
+        yield client
+    finally:
+        _close_client(client)
 
 
 #: this many tasks failing in a row (not a file's own failure, which the task reports) means
@@ -950,8 +959,7 @@ def _run_dask(
 
     from distributed import as_completed
 
-    client = _connect_dask(address)
-    try:
+    with _dask_client(address) as client:
         settings_key = _settings_key(kind)
         token = uuid.uuid4().hex[:8]  # keys private to this call: never reuse another run's result
         fingerprints = [fingerprint for fingerprint, _, _ in jobs]
@@ -990,5 +998,3 @@ def _run_dask(
             if features is not None:
                 reason = _store(features, out_path)
             finished(fingerprint, reason)
-    finally:
-        client.close()

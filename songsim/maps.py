@@ -36,8 +36,11 @@ Methods
            training points' positions and then optimised for ``transform_n_iter=50``
            iterations against the fixed map (openTSNE ``prepare_partial`` + ``optimize``).
 
-Further methods (e.g. a 2-D autoencoder) are added from other modules with
-:func:`register_map_method`, without editing this file.
+``"ae2d"`` a deep autoencoder (… → 16 → 2, :func:`songsim.spaces.learned.fit_ae2d_map`);
+           new points go through its encoder.
+
+Further methods are added from other modules with :func:`register_map_method`, without
+editing this file.
 
 Large catalogues: fit on a sample, place the rest
 --------------------------------------------------
@@ -356,6 +359,22 @@ register_map_method(
     _fit_tsne,
     label="t-SNE",
     description="Preserves local neighbourhoods; distances between clusters mean little.",
+)
+
+
+def _fit_ae2d(x: np.ndarray, *, seed: int) -> tuple[Reducer, np.ndarray]:
+    """The 2-D autoencoder (:func:`songsim.spaces.learned.fit_ae2d_map`; torch is imported
+    only when this map is fitted)."""
+    from songsim.spaces.learned import fit_ae2d_map
+
+    return fit_ae2d_map(x, seed=seed)
+
+
+register_map_method(
+    "ae2d",
+    _fit_ae2d,
+    label="2-D autoencoder",
+    description="A deep autoencoder squeezed to 2 dimensions; places new songs through its encoder.",
 )
 
 

@@ -310,7 +310,7 @@ def map_figure(
 
 
 def loss_curves(summary: dict) -> pd.DataFrame:
-    """Every per-epoch loss of a :func:`songsim.learned.training_summary` (index: 1-based
+    """Every per-epoch loss of a :func:`songsim.spaces.learned.training_summary` (index: 1-based
     epoch): the training loss (named by the history's ``train_loss_name``, e.g.
     ``"generator"`` for ALI), the validation loss when there is one, and the history's
     ``extra_losses`` (e.g. ALI's ``"discriminator"``), one column each."""

@@ -1,6 +1,13 @@
 """Queries against a built catalogue: a catalogue track or an uploaded song → its top-k.
 
-Used by the Explore page and by ``python -m songsim query``, so both give the same answer.
+:func:`search` is the one search path: the CLI (``python -m songsim query``), the Explore
+page, panel studies (pooling each query's runs) and ``evaluate`` all call it, so they give
+the same answer for the same query. It resolves the similarity (``metric=None``: the space's
+own, :attr:`songsim.spaces.base.Space.metric`), embeds an upload, opens the neighbour index
+and applies the exclusions (the query itself; with the MIREX artist filter, its artist).
+Where the spaces, indexes and upload vectors come from is a :class:`SpaceLoader`: by default
+the catalogue's store; the app passes one backed by its shared caches.
+
 An upload goes down exactly the catalogue path: decode → features (same per-content cache)
 → the space's *fitted* transform → the same neighbour index.
 """
@@ -16,12 +23,13 @@ import pandas as pd
 
 from songsim import config
 from songsim.audio import bytes_fingerprint, load_clip
-from songsim.build import features_cache_dir, space_inputs
 from songsim.catalogue import Catalogue
-from songsim.errors import AudioDecodeError
+from songsim.errors import AudioDecodeError, SongsimError
 from songsim.files import atomic_write
-from songsim.neighbours import NeighbourIndex, Neighbours, exclusion_mask
-from songsim.spaces import Space
+from songsim.neighbours import METRICS, NeighbourIndex, Neighbours, exclusion_mask
+from songsim.spaces.base import Space
+from songsim.spaces.inputs import space_inputs
+from songsim.spaces.store import features_cache_dir, load_built_space, open_index
 
 #: columns of a neighbour table besides rank and score
 TRACK_COLUMNS = ("track_id", "title", "artist", "album", "year", "genre", "emotion", "path")
@@ -99,23 +107,152 @@ def neighbours_of(
     query_row: int | None = None,
     k: int = 5,
     exclude_artist: bool = False,
-    query_artist: str | None = None,
+    candidates: np.ndarray | None = None,
 ) -> Neighbours:
-    """Top-``k`` of ``vector`` in ``index`` (an exact or annoy index over the catalogue).
+    """Top-``k`` of ``vector`` in ``index`` (any index over the catalogue's rows: a space's, or
+    the 2-D map's coordinates), with the exclusions of :func:`search`.
 
     The query row (a catalogue query, or an upload identical to a catalogue track) is never
-    returned; with ``exclude_artist`` every track of the query's artist is left out too.
+    returned; with ``exclude_artist`` no track of the query row's artist is either; with
+    ``candidates`` ((n_tracks,) bool) only those rows may be returned.
     """
-    artists = catalogue.labels("artist") if exclude_artist else None
-    if artists is not None and query_artist is None and query_row is not None:
-        query_artist = artists[query_row]
+    artists = catalogue.labels("artist") if exclude_artist and query_row is not None else None
     mask = exclusion_mask(
         len(catalogue),
         query_row=query_row,
         artists=artists,
-        query_artist=query_artist if exclude_artist else None,
+        query_artist=None if artists is None else artists[query_row],
     )
+    if candidates is not None:
+        mask |= ~np.asarray(candidates, dtype=bool)
     return index.query(np.asarray(vector, dtype=np.float32), k=k, exclude=mask)
+
+
+class SpaceLoader:
+    """Where :func:`search` gets fitted spaces, neighbour indexes and upload vectors.
+
+    This one reads the catalogue's store, once per space and index for the loader's life
+    (a study's queries share one load); the app subclasses it with methods backed by its
+    shared caches (``pages/common.py``), and ``evaluate`` with its exact index.
+    """
+
+    def __init__(self, catalogue: Catalogue) -> None:
+        self.catalogue = catalogue
+        self._spaces: dict[str, Space] = {}
+        self._indexes: dict[tuple[str, str], NeighbourIndex] = {}
+
+    def space(self, name: str) -> Space:
+        """The fitted space ``name`` (:func:`songsim.spaces.store.load_built_space`)."""
+        if name not in self._spaces:
+            self._spaces[name] = load_built_space(self.catalogue, name)
+        return self._spaces[name]
+
+    def index(self, space: Space, metric: str) -> NeighbourIndex:
+        """The neighbour index of ``space`` under ``metric`` (:func:`songsim.spaces.store.open_index`)."""
+        key = (space.name, metric)
+        if key not in self._indexes:
+            self._indexes[key] = open_index(self.catalogue, space, metric=metric)
+        return self._indexes[key]
+
+    def upload_vector(self, space: Space, upload: Upload) -> np.ndarray:
+        """``upload`` embedded in ``space``: (dim,) float32 (:func:`embed_upload`)."""
+        return embed_upload(self.catalogue, space, upload, load_space=self.space)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What :func:`search` found.
+
+    Attributes
+    ----------
+    space : str
+        The space searched.
+    metric : str
+        The similarity used ("cosine" or "euclidean"; score = cosine or −distance).
+    vector : np.ndarray [shape=(dim,), float32]
+        The query in the space.
+    query_row : int or None
+        The query's catalogue row (for an upload: the row of a track with identical audio).
+    neighbours : Neighbours
+        The top-k: ``indices`` (k,) catalogue rows, ``scores`` (k,), best first.
+    """
+
+    space: str
+    metric: str
+    vector: np.ndarray
+    query_row: int | None
+    neighbours: Neighbours
+
+    def track_ids(self, catalogue: Catalogue) -> list[str]:
+        """The neighbours' track ids, rank 1 first."""
+        return [catalogue.track_id_at(int(i)) for i in self.neighbours.indices]
+
+
+def resolve_metric(space: Space, metric: str | None) -> str:
+    """``metric``, or the space's own similarity when ``None``; a clear error for any other name."""
+    chosen = space.metric if metric is None else metric
+    if chosen not in METRICS:
+        raise SongsimError(f"Unknown similarity {metric!r}: use one of {', '.join(METRICS)} (or none for the space's own).")
+    return chosen
+
+
+def search(
+    catalogue: Catalogue,
+    space: str | Space,
+    *,
+    track_id: str | None = None,
+    upload: Upload | None = None,
+    k: int = 5,
+    metric: str | None = None,
+    exclude_artist: bool = False,
+    candidates: np.ndarray | None = None,
+    loader: SpaceLoader | None = None,
+) -> SearchResult:
+    """The top-``k`` of one query in one space: the one search path (module docstring).
+
+    Parameters
+    ----------
+    catalogue : Catalogue
+    space : str or Space
+        A space name (loaded through ``loader``) or a fitted space.
+    track_id, upload
+        The query: a catalogue track, or a stored upload (:func:`store_upload`); exactly one.
+    k : int >= 1
+    metric : {"cosine", "euclidean"} or None
+        ``None``: the space's own (:attr:`~songsim.spaces.base.Space.metric`).
+    exclude_artist : bool
+        The MIREX artist filter: no track of the query's artist (an upload has an artist
+        only when its audio is identical to a catalogue track's).
+    candidates : np.ndarray [shape=(n_tracks,), bool], optional
+        Only these rows may be returned (``evaluate``: the songs that carry a label).
+    loader : SpaceLoader, optional
+        Where spaces, indexes and upload vectors come from (default: the catalogue's store).
+
+    Raises
+    ------
+    SongsimError
+        Neither or both of ``track_id`` and ``upload``; an unknown track id
+        (:class:`~songsim.errors.UnknownTrackError`); a space that cannot embed uploads; an
+        unknown metric; a space not built (:class:`~songsim.errors.NotBuiltError`).
+    """
+    loader = loader or SpaceLoader(catalogue)
+    fitted = loader.space(space) if isinstance(space, str) else space
+    chosen = resolve_metric(fitted, metric)
+    if (track_id is None) == (upload is None):
+        raise SongsimError("A search needs one query: a catalogue track id or an uploaded song.")
+    if upload is None:
+        row = catalogue.row_of(track_id)
+        vector = np.asarray(fitted.vectors_[row], dtype=np.float32)
+    else:
+        if not fitted.embeds_uploads:
+            raise SongsimError(f"Space {fitted.name!r} cannot embed a new song: search it with a catalogue track instead.")
+        row = upload.catalogue_row
+        vector = loader.upload_vector(fitted, upload)
+    found = neighbours_of(
+        catalogue, loader.index(fitted, chosen), vector=vector, query_row=row, k=k,
+        exclude_artist=exclude_artist, candidates=candidates,
+    )  # fmt: skip
+    return SearchResult(space=fitted.name, metric=chosen, vector=vector, query_row=row, neighbours=found)
 
 
 def neighbour_table(catalogue: Catalogue, found: Neighbours) -> pd.DataFrame:

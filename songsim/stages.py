@@ -33,23 +33,23 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from songsim.build import (
-    DEFAULT_MAP_METHODS,
-    DEFAULT_SPACES,
-    current_fit_key,
-    features_cache_dir,
-    in_build_order,
-    map_is_current,
-    map_path,
-    missing_labels,
-    space_dependencies,
-)
+from songsim import config
+from songsim.build import DEFAULT_MAP_METHODS, DEFAULT_SPACES
 from songsim.catalogue import TRACKS_CSV, Catalogue, load_catalogue
 from songsim.errors import SongsimError
 from songsim.features import FEATURE_KINDS, feature_cache_dir
 from songsim.files import read_json
-from songsim.learned import LearnedSpace
-from songsim.spaces import Space, space_dir, space_names, space_type, stored_fit_key, stored_meta
+from songsim.spaces.base import Space, describe_space, in_build_order, space_dependencies, space_names, space_type
+from songsim.spaces.store import (
+    current_fit_key,
+    features_cache_dir,
+    map_is_current,
+    map_path,
+    missing_labels,
+    space_dir,
+    stored_fit_key,
+    stored_meta,
+)
 
 __all__ = [
     "DONE",
@@ -62,6 +62,8 @@ __all__ = [
     "StageState",
     "build_plan",
     "buildable_spaces",
+    "describe_spaces",
+    "space_states",
     "stage_states",
     "state_counts",
 ]
@@ -108,7 +110,7 @@ class StageState:
 def _key_matches(space_cls: type[Space], stored: str, expected: str) -> bool:
     if stored == expected:
         return True
-    return issubclass(space_cls, LearnedSpace) and _EPOCHS_TAG.sub("", stored) == expected
+    return space_cls.trainable and _EPOCHS_TAG.sub("", stored) == expected
 
 
 def _stored_files(folder: Path) -> set[str]:
@@ -284,3 +286,34 @@ def state_counts(states: Sequence[StageState]) -> dict[str, int]:
     """How many stages are in each state, in :data:`STATES` order (states with none left out)."""
     counts = {state: sum(s.state == state for s in states) for state in STATES}
     return {state: n for state, n in counts.items() if n}
+
+
+def space_states(root: str | Path, *, seed: int = 0) -> list[dict]:
+    """One row per registered space for the Models page, in build order: its build state
+    (:func:`stage_states`: *done*, *stale*, *missing*, *needs labels*) and why, its dim, fit
+    seconds and fitting time when stored, and what it is. Empty when the catalogue itself
+    is not *done* (its :func:`stage_states` row says why)."""
+    states = stage_states(root, seed=seed, map_methods=())
+    if states[0].state != DONE:
+        return []
+    derived = config.derived_dir(Path(root).expanduser().resolve())
+    rows = []
+    for state in (s for s in states if s.kind == "space"):
+        meta = stored_meta(space_dir(derived, state.name))
+        rows.append({
+            "space": state.name, "state": state.state, "detail": state.detail, "dim": meta.get("dim"),
+            "fit_seconds": meta.get("fit_seconds"), "fitted_at": meta.get("fitted_at"),
+            "description": space_type(state.name).description,
+        })
+    return rows
+
+
+def describe_spaces(root: str | Path | None = None) -> list[dict]:
+    """Every registered space in registry order (:func:`songsim.spaces.base.describe_space`),
+    plus — given a catalogue folder — its ``state`` there and its ``dim`` when stored
+    (``None`` otherwise); what ``python -m songsim spaces [DIR] --json`` prints."""
+    found = {row["space"]: row for row in space_states(root)} if root else {}
+    return [
+        {**describe_space(space_type(name)), **({"state": found[name]["state"], "dim": found[name]["dim"]} if name in found else {})}
+        for name in space_names()
+    ]

@@ -55,9 +55,9 @@ def assert_upload_path_gives_catalogue_vectors(root: Path, space_name: str, *, a
     """A catalogue song sent down the upload path (stored, decoded, featurised, embedded through
     the fitted space and the spaces it builds on) gets its catalogue vector: a held-out row
     (for a trained space) and row 7."""
-    from songsim.build import load_built_space
     from songsim.catalogue import load_catalogue
     from songsim.query import embed_upload, store_upload
+    from songsim.spaces.store import load_built_space
 
     catalogue = load_catalogue(root)
     space = load_built_space(catalogue, space_name)
@@ -66,3 +66,11 @@ def assert_upload_path_gives_catalogue_vectors(root: Path, space_name: str, *, a
         upload = store_upload(catalogue, path.read_bytes(), path.name)
         vector = embed_upload(catalogue, space, upload, load_space=lambda n: load_built_space(catalogue, n))
         np.testing.assert_allclose(vector, space.vectors_[row], rtol=1e-5, atol=atol)
+
+
+#: the spaces that tests/conftest.py's ``trained_catalogue`` builds beyond the default ones: every
+#: space whose labels this catalogue has (metadata, fusion-ae, triplet and ae-2d need Spotify-style
+#: features: tests/test_learned.py builds those on a catalogue of its own) ...
+TRAINED_SPACES = ("genre-cnn", "emotion-cnn", "spectrogram-pca", "spectrogram-l2", "wavenet", "chroma-lstm", "ali")
+#: ... each trainable one trained for this many epochs (an epochs override: its fit key says so)
+TRAINED_EPOCHS = 1

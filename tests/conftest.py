@@ -14,6 +14,44 @@ import pytest
 import soundfile as sf
 
 # ============================================================================================
+# timeouts (pyproject.toml: pytest-timeout, method "thread")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_timeout_set_timer(item: pytest.Item, settings) -> bool | None:
+    """pytest-timeout's ``thread`` method, naming the test first: at the timeout a timer thread
+    writes ``TIMEOUT <test id>`` to the terminal, then pytest-timeout's own report (every
+    thread's stack) and ends the process, whatever the main thread is stuck in. Other methods
+    are left to pytest-timeout."""
+    if settings.method != "thread":
+        return None
+    import threading
+
+    import pytest_timeout
+
+    def expire() -> None:
+        capture = item.config.pluginmanager.getplugin("capturemanager")
+        if capture is not None:
+            capture.suspend_global_capture(item)  # so that the line reaches the terminal
+        item.config.get_terminal_writer().line(
+            f"\nTIMEOUT {item.nodeid} ran past its {settings.timeout:g} s timeout: the stacks follow, then the run stops",
+            red=True, bold=True,
+        )  # fmt: skip
+        pytest_timeout.timeout_timer(item, settings)  # the stacks, then os._exit(1)
+
+    timer = threading.Timer(settings.timeout, expire)
+    timer.name = f"pytest-timeout {item.nodeid}"
+
+    def cancel() -> None:
+        timer.cancel()
+        timer.join()
+
+    item.cancel_timeout = cancel  # what pytest-timeout's pytest_timeout_cancel_timer calls
+    timer.start()
+    return True
+
+
+# ============================================================================================
 # audio fixtures
 
 FIXTURE_SR_HZ = 44_100  # native rate of the synthesised files (resampled to 22 050 on load)
@@ -174,16 +212,46 @@ def m4a_file(audio_dir: Path) -> Path:
 
 
 # ============================================================================================
-# a built catalogue (session-wide: features, spaces and maps are fitted once per test run)
+# built catalogues (session-wide: features, spaces and maps are fitted once per test run)
 
 
 @pytest.fixture(scope="session")
 def built_catalogue(tmp_path_factory) -> Path:
-    """A small labelled catalogue (tests/catalogues.py), built with every default space and map."""
+    """A small labelled catalogue (tests/catalogues.py), built as a first start builds it: the
+    default spaces (handcrafted, random) with every default map. Nothing is trained: a test
+    that needs a trained space uses :func:`trained_catalogue`."""
     from catalogues import make_small_catalogue
 
-    from songsim.build import build
+    from songsim.build import DEFAULT_SPACES, build
 
     root = make_small_catalogue(tmp_path_factory.mktemp("catalogue"))
-    build(root, n_jobs=1)
+    build(root, spaces=DEFAULT_SPACES, n_jobs=1)
     return root
+
+
+@pytest.fixture(scope="session")
+def trained_catalogue(built_catalogue, tmp_path_factory) -> Path:
+    """A copy of :func:`built_catalogue` with ``catalogues.TRAINED_SPACES`` built too, with
+    their maps, every trainable one trained for ``catalogues.TRAINED_EPOCHS`` (1) epoch: an
+    epochs override, which their pages show. Its tests assert shapes, records, pages, metrics
+    and determinism, no quality figure (one epoch reaches none). Every test that uses it is
+    marked ``slow`` (:func:`pytest_collection_modifyitems`): training costs tens of seconds."""
+    import shutil
+
+    from catalogues import TRAINED_EPOCHS, TRAINED_SPACES
+
+    from songsim.build import build
+    from songsim.spaces.base import TrainingOptions
+
+    root = Path(shutil.copytree(built_catalogue, tmp_path_factory.mktemp("trained") / "catalogue"))
+    report = build(root, spaces=TRAINED_SPACES, n_jobs=1, training=TrainingOptions(max_epochs=TRAINED_EPOCHS))
+    assert set(report.built) >= set(TRAINED_SPACES) and not report.skipped, report
+    return root
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark ``slow`` every test that uses :func:`trained_catalogue`, so that the quick run
+    (``-m "not slow and not e2e"``) trains nothing."""
+    for item in items:
+        if "trained_catalogue" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

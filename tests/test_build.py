@@ -6,15 +6,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from catalogues import TRAINED_EPOCHS, TRAINED_SPACES
 
-from songsim import spaces as spaces_module
+from songsim.spaces import base as spaces_base
 from songsim.audio import load_clip
-from songsim.build import build, is_built, load_built_space, map_path
+from songsim.build import DEFAULT_SPACES, build, is_built
 from songsim.catalogue import load_catalogue
 from songsim.errors import UnknownSpaceError
 from songsim.features import handcrafted_features
 from songsim.query import embed_upload, store_upload
-from songsim.spaces import RandomSpace, Space, load_space, space_dir, space_names, space_type
+from songsim.spaces.base import Space, TrainingOptions, space_names, space_type
+from songsim.spaces.baseline import RandomSpace
+from songsim.spaces.store import load_built_space, load_space, map_path, space_dir
 
 
 def test_build_makes_every_space_and_map(built_catalogue):
@@ -47,9 +50,15 @@ def test_catalogue_song_through_the_upload_path_gets_its_own_vector(built_catalo
 
 
 def test_rebuild_reuses_everything_and_refits_after_a_change(built_catalogue, tmp_path):
-    report = build(built_catalogue, n_jobs=1)
+    report = build(built_catalogue, spaces=DEFAULT_SPACES, n_jobs=1)
     assert report.built == []
     assert "handcrafted" in report.reused and "map:handcrafted/umap" in report.reused
+
+
+def test_rebuild_with_the_same_training_reuses_every_trained_space(trained_catalogue):
+    report = build(trained_catalogue, n_jobs=1, training=TrainingOptions(max_epochs=TRAINED_EPOCHS))  # every registered space
+    assert report.built == []
+    assert {*TRAINED_SPACES, "handcrafted", "map:wavenet/umap"} <= set(report.reused)
 
 
 def test_random_space_is_seeded_and_independent_of_audio(built_catalogue):
@@ -91,7 +100,7 @@ class NeedsMoodSpace(RandomSpace):
 @pytest.fixture
 def copied_catalogue(built_catalogue, tmp_path, monkeypatch):
     for cls in (UnitNormSpace, NeedsMoodSpace):
-        monkeypatch.setitem(spaces_module._SPACE_TYPES, cls.name, cls)
+        monkeypatch.setitem(spaces_base._SPACE_TYPES, cls.name, cls)
     return Path(shutil.copytree(built_catalogue, tmp_path / "copy"))
 
 

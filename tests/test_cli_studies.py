@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from songsim.cli import main
-from songsim.ratings import load_ratings
-from songsim.studies import list_studies
+from songsim.studies.ratings import load_ratings
+from songsim.studies.study import list_studies
 
 
 @pytest.fixture(scope="module")

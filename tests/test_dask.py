@@ -2,15 +2,21 @@
 
 Two worker *processes* (``processes=True``), as on a real cluster: tasks and arrays are
 pickled across process boundaries, and the workers import songsim and librosa themselves (their
-first task pays the cold imports, a few seconds). One cluster serves the whole module.
+first task pays the cold imports, a few seconds). One cluster serves the whole module, closed
+explicitly when the module ends, and so is every client: a ``distributed.Client`` left to the
+garbage collector can deadlock the process when it is collected while another client starts
+(``Client.__del__`` → ``LoopRunner.stop`` waits on the lock the starting client holds), so a
+check after every test fails the test that left one.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import socket
 import sys
+import threading
 import time
 import types
 from pathlib import Path
@@ -39,20 +45,59 @@ def cluster():
     # the workers are spawned processes, which re-run the file of this process's __main__
     # module; after an AppTest that is app.py, so they get a bare __main__ to re-run instead
     sys.modules["__main__"] = types.ModuleType("__main__")
+    local_cluster = None
     try:
-        with distributed.LocalCluster(
+        local_cluster = distributed.LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
-        ) as local_cluster:
-            # LocalCluster sets OMP/MKL/OPENBLAS_NUM_THREADS=1 in *this* process's environment for
-            # its workers; later tests' subprocesses would inherit it (and fit with other BLAS
-            # rounding than the test process), so the rest of the session gets it back
-            os.environ.clear()
-            os.environ.update(environment)
-            yield local_cluster
+        )
+        # LocalCluster sets OMP/MKL/OPENBLAS_NUM_THREADS=1 in *this* process's environment for
+        # its workers; later tests' subprocesses would inherit it (and fit with other BLAS
+        # rounding than the test process), so the rest of the session gets it back
+        os.environ.clear()
+        os.environ.update(environment)
+        yield local_cluster
     finally:
+        if local_cluster is not None:
+            local_cluster.close(timeout=30)
         os.environ.clear()
         os.environ.update(environment)
         sys.modules["__main__"] = main
+
+
+MODULE_CLIENTS: list[distributed.Client] = []  # the ``client`` fixture's, open until the module ends
+
+
+@pytest.fixture(scope="module")
+def client(cluster):
+    """A client of the module's cluster for the tests that drive its workers (``client.run``),
+    closed explicitly when the module ends."""
+    connected = distributed.Client(cluster.scheduler_address, set_as_default=False)
+    MODULE_CLIENTS.append(connected)
+    try:
+        yield connected
+    finally:
+        features._close_client(connected)  # noqa: SLF001
+        MODULE_CLIENTS.remove(connected)
+
+
+def open_clients() -> list[distributed.Client]:
+    """Every ``distributed.Client`` object in this process not closed, alive or garbage not yet
+    collected, but the ``client`` fixture's (``type``, not ``isinstance``: a dead weak proxy raises)."""
+    return [
+        o for o in gc.get_objects()
+        if issubclass(type(o), distributed.Client) and getattr(o, "status", "closed") != "closed"
+        and not any(o is kept for kept in MODULE_CLIENTS)
+    ]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def no_client_left_to_the_garbage_collector():
+    """After each test here: every client it made is closed (the module's ``client`` aside)."""
+    yield
+    left = open_clients()
+    for leftover in left:
+        features._close_client(leftover)  # noqa: SLF001 - so that the next tests do not deadlock on it
+    assert not left, f"{len(left)} distributed.Client left open ({[c.status for c in left]}): close every client explicitly"
 
 
 @pytest.fixture
@@ -123,16 +168,15 @@ def _hide_audio_from_this_worker(hide: bool) -> None:
     )
 
 
-def test_a_worker_that_cannot_see_the_audio_says_how_to_fix_it(cluster, tones, tmp_path) -> None:
+def test_a_worker_that_cannot_see_the_audio_says_how_to_fix_it(cluster, client, tones, tmp_path) -> None:
     fingerprints = [file_fingerprint(p) for p in tones]
-    with distributed.Client(cluster.scheduler_address, set_as_default=False) as client:
-        workers = set(client.scheduler_info()["workers"])
-        client.run(_hide_audio_from_this_worker, True)
-        try:
-            with pytest.raises(FeatureExtractionError) as caught:
-                extract_features(tones, fingerprints, kind="mel", cache_dir=tmp_path, dask_address=cluster.scheduler_address)
-        finally:
-            client.run(_hide_audio_from_this_worker, False)
+    workers = set(client.scheduler_info()["workers"])
+    client.run(_hide_audio_from_this_worker, True)
+    try:
+        with pytest.raises(FeatureExtractionError) as caught:
+            extract_features(tones, fingerprints, kind="mel", cache_dir=tmp_path, dask_address=cluster.scheduler_address)
+    finally:
+        client.run(_hide_audio_from_this_worker, False)
     failures = caught.value.failures
     assert list(failures) == [str(p) for p in tones]
     for path, reason in failures.items():
@@ -159,16 +203,15 @@ def _break_tasks_on_this_worker(broken: bool) -> None:
         worker_features._dask_task = worker_features.__dict__.pop("_working_task")  # noqa: SLF001
 
 
-def test_a_broken_cluster_is_one_error_about_the_cluster_not_a_line_per_file(cluster, tones, tmp_path, monkeypatch) -> None:
+def test_a_broken_cluster_is_one_error_about_the_cluster_not_a_line_per_file(cluster, client, tones, tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(features, "DASK_MAX_LOST_IN_A_ROW", 2)
     fingerprints = [file_fingerprint(p) for p in tones]
-    with distributed.Client(cluster.scheduler_address, set_as_default=False) as client:
-        client.run(_break_tasks_on_this_worker, True)
-        try:
-            with pytest.raises(SongsimError, match="lost 2 tasks in a row") as caught:
-                extract_features(tones, fingerprints, kind="handcrafted", cache_dir=tmp_path, dask_address=cluster.scheduler_address)
-        finally:
-            client.run(_break_tasks_on_this_worker, False)
+    client.run(_break_tasks_on_this_worker, True)
+    try:
+        with pytest.raises(SongsimError, match="lost 2 tasks in a row") as caught:
+            extract_features(tones, fingerprints, kind="handcrafted", cache_dir=tmp_path, dask_address=cluster.scheduler_address)
+    finally:
+        client.run(_break_tasks_on_this_worker, False)
     assert not isinstance(caught.value, FeatureExtractionError)
     assert cluster.scheduler_address in str(caught.value) and "environment is broken" in str(caught.value)
 
@@ -191,6 +234,42 @@ def test_unreachable_scheduler_is_a_clear_error_fast(tones, tmp_path, monkeypatc
     extract_features(tones, fingerprints, kind="mel", cache_dir=tmp_path / "warm", n_jobs=1)
     assert len(extract_features(tones, fingerprints, kind="mel", cache_dir=tmp_path / "warm", dask_address=address)) == 3
     assert features.DASK_CONNECT_TIMEOUT_S <= 10  # the default keeps a typo from hanging a build
+
+
+def io_loop_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name == "IO loop" and t.is_alive()}
+
+
+def test_a_failed_or_interrupted_connect_leaves_no_client_to_the_garbage_collector(cluster, tones, tmp_path, monkeypatch) -> None:
+    # the hang this guards against: a half-started client (its constructor raised) collected
+    # while the next client starts, holding distributed's LoopRunner lock that its close needs
+    from distributed.utils import LoopRunner
+
+    monkeypatch.setattr(features, "DASK_CONNECT_TIMEOUT_S", 1.0)
+    fingerprints = [file_fingerprint(p) for p in tones]
+    threads = io_loop_threads()
+    for address in ("foo://nowhere", f"tcp://127.0.0.1:{free_port()}"):  # a ValueError, an OSError
+        with pytest.raises(SongsimError, match="cannot connect"):
+            extract_features(tones, fingerprints, kind="mel", cache_dir=tmp_path, dask_address=address)
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C while waiting for workers: a connected client
+
+    with monkeypatch.context() as patched:
+        patched.setattr(distributed.Client, "wait_for_workers", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            extract_features(tones, fingerprints, kind="mel", cache_dir=tmp_path, dask_address=cluster.scheduler_address)
+    assert open_clients() == []  # closed, though the tracebacks above still hold them
+    assert io_loop_threads() <= threads  # and their IO-loop threads stopped
+
+    def collect_as_a_starting_client_would() -> None:
+        with LoopRunner._lock:  # noqa: SLF001 - held by LoopRunner.start, where the hang was
+            gc.collect()
+
+    collected = threading.Thread(target=collect_as_a_starting_client_would, daemon=True)
+    collected.start()
+    collected.join(timeout=30)
+    assert not collected.is_alive(), "collecting a client deadlocks on distributed's LoopRunner lock"
 
 
 def test_interrupted_cluster_run_keeps_the_tracks_received(cluster, tones, tmp_path) -> None:

@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from catalogues import GENRES, SR_HZ, _song, make_small_catalogue
 
-from songsim.build import build, map_path, remove_stale_temporaries
+from catalogues import GENRES, SR_HZ, _song, make_small_catalogue
+from songsim.build import build, remove_stale_temporaries
 from songsim.catalogue import load_catalogue
 from songsim.features import FEATURE_KINDS, feature_cache_dir
 from songsim.maps import load_map
-from songsim.spaces import SPACE_FILE, load_space, space_dir
+from songsim.spaces.store import SPACE_FILE, load_space, map_path, space_dir
 
 #: one space per feature kind that needs no training (a trained space resumes the same way)
 SPACES = ("handcrafted", "random", "spectrogram-pca")
@@ -242,7 +242,7 @@ def test_a_grown_collection_re_imported_analyses_only_its_new_files(tmp_path):
 _TRAIN_SCRIPT = """
 import sys
 from songsim.build import build
-from songsim.learned import TrainingOptions
+from songsim.spaces.base import TrainingOptions
 build(sys.argv[1], spaces=("genre-cnn",), map_methods=(), n_jobs=1, training=TrainingOptions(
     max_epochs=4, on_epoch=lambda space, epoch, total, train, val: print(space, "epoch", f"{epoch}/{total}", flush=True)))
 print("FINISHED", flush=True)
@@ -250,8 +250,8 @@ print("FINISHED", flush=True)
 
 
 def test_a_build_killed_mid_training_resumes_from_the_last_epoch_to_the_same_model(tmp_path):
-    from songsim.build import TRAINING_STATE_FILE
-    from songsim.learned import TrainingOptions
+    from songsim.spaces.base import TrainingOptions
+    from songsim.spaces.store import TRAINING_STATE_FILE
 
     reference_root = make_small_catalogue(tmp_path / "reference", per_genre=4)
     build(reference_root, spaces=("genre-cnn",), map_methods=(), n_jobs=1, training=TrainingOptions(max_epochs=4))
@@ -277,8 +277,8 @@ def test_a_build_killed_mid_training_resumes_from_the_last_epoch_to_the_same_mod
 
 def test_a_stale_training_state_is_ignored(tmp_path):
     """A state file of another fit (the catalogue changed since the kill) is not resumed."""
-    from songsim.build import TRAINING_STATE_FILE
-    from songsim.learned import TrainingOptions
+    from songsim.spaces.base import TrainingOptions
+    from songsim.spaces.store import TRAINING_STATE_FILE
 
     root = make_small_catalogue(tmp_path / "cat", per_genre=4)
     kill_build_at(root, "genre-cnn epoch 2/4", _TRAIN_SCRIPT)
@@ -295,8 +295,8 @@ def test_a_fit_by_an_older_version_of_the_algorithm_counts_as_not_built(built_sm
     neither listed nor loaded, and the next build refits it."""
     import json
 
-    from songsim.build import built_space_names, load_built_space
     from songsim.errors import NotBuiltError
+    from songsim.spaces.store import built_space_names, load_built_space
 
     root = Path(shutil.copytree(built_small, tmp_path / "cat"))
     meta_path = space_dir(root / ".songsim", "handcrafted") / "meta.json"
@@ -314,7 +314,7 @@ def test_a_fit_by_an_older_version_of_the_algorithm_counts_as_not_built(built_sm
 def test_a_sampled_maps_key_names_its_sample_and_strata(built_small, tmp_path, monkeypatch):
     """Only a map fitted on a sample (a large catalogue, a non-linear method) carries the
     sampling rule in its key, with the labels it was stratified by: relabelling refits it."""
-    from songsim.build import map_fit_key
+    from songsim.spaces.store import map_fit_key
 
     root = Path(shutil.copytree(built_small, tmp_path / "cat"))
     small = load_catalogue(root)
@@ -332,9 +332,9 @@ def test_a_sampled_maps_key_names_its_sample_and_strata(built_small, tmp_path, m
 def test_the_large_catalogue_thresholds_are_settings(built_small, tmp_path, monkeypatch):
     """Above $SONGSIM_ANNOY_ABOVE tracks neighbours come from an annoy index; a malformed
     setting is a clear error naming it."""
-    from songsim.build import load_built_space, open_index
     from songsim.errors import SongsimError
     from songsim.neighbours import AnnoyIndex, ExactIndex
+    from songsim.spaces.store import load_built_space, open_index
 
     catalogue = load_catalogue(shutil.copytree(built_small, tmp_path / "cat"))  # the index is stored in it
     space = load_built_space(catalogue, "handcrafted")

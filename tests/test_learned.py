@@ -11,26 +11,27 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from catalogues import assert_upload_path_gives_catalogue_vectors
 
-from songsim.build import build, features_cache_dir, load_built_space, space_inputs
+from catalogues import assert_upload_path_gives_catalogue_vectors
+from songsim.build import build
 from songsim.catalogue import SPOTIFY_FEATURES, load_catalogue
-from songsim.learned import (
-    LEARNED_SPACES,
+from songsim.maps import fit_map, load_map, map_methods, save_map
+from songsim.measure import MEASURED_FEATURES, song_metadata
+from songsim.query import embed_upload, store_upload
+from songsim.spaces.base import TrainingOptions, space_names
+from songsim.spaces.inputs import space_inputs
+from songsim.spaces.learned import (
     CNNSpaceConfig,
     GenreCNNSpace,
     TrainConfig,
-    TrainingOptions,
     _balanced_weights,
     crop_starts,
     training_summary,
 )
-from songsim.maps import fit_map, load_map, map_methods, save_map
-from songsim.measure import MEASURED_FEATURES, song_metadata
-from songsim.query import embed_upload, store_upload
-from songsim.spaces import space_dir, stored_fit_key
+from songsim.spaces.store import features_cache_dir, load_built_space, space_dir, stored_fit_key
 
 DIMS = {"genre-cnn": 256, "emotion-cnn": 256, "metadata": 11, "fusion-ae": 64, "ae-2d": 2, "triplet": 64}
+LEARNED_SPACES = space_names(family="learned")
 TINY = TrainingOptions(max_epochs=2)
 
 

@@ -1,7 +1,7 @@
 """The literature's spaces (spectrogram-pca/-l2, wavenet, chroma-lstm, ali): their models'
 shapes and losses on hand-computed cases, the chroma feature, and the spaces as built by
-``build`` on the small test catalogue (the session's ``built_catalogue``, which builds every
-registered space): shapes, uploads, checkpoints, determinism, skips."""
+``build`` on the small test catalogue (the session's ``trained_catalogue``, which builds every
+space its labels allow, one epoch each): shapes, uploads, checkpoints, determinism, skips."""
 
 import json
 import math
@@ -12,25 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from catalogues import assert_upload_path_gives_catalogue_vectors
 
-from songsim.build import build, features_cache_dir, load_built_space, space_inputs
+from catalogues import assert_upload_path_gives_catalogue_vectors
+from songsim.build import build
 from songsim.catalogue import load_catalogue
 from songsim.errors import SongsimError
 from songsim.features import N_CHROMA, chromagram, extract_features
-from songsim.learned import TrainConfig, training_summary
-from songsim.literature import (
-    LITERATURE_SPACES,
-    ALISpace,
-    ALISpaceConfig,
-    ChromaLSTMSpace,
-    ChromaLSTMSpaceConfig,
-    SpectrogramPCASpace,
-    WaveNetSpace,
-    WaveNetSpaceConfig,
-    flatten_spectrogram,
-    ranking_loss,
-)
 from songsim.models import (
     ALI,
     ALIConfig,
@@ -44,6 +31,23 @@ from songsim.models import (
     similarity,
 )
 from songsim.plots import loss_curves
+from songsim.spaces.base import space_names
+from songsim.spaces.inputs import space_inputs
+from songsim.spaces.learned import TrainConfig, training_summary
+from songsim.spaces.literature import (
+    ALISpace,
+    ALISpaceConfig,
+    ChromaLSTMSpace,
+    ChromaLSTMSpaceConfig,
+    SpectrogramPCASpace,
+    WaveNetSpace,
+    WaveNetSpaceConfig,
+    flatten_spectrogram,
+    ranking_loss,
+)
+from songsim.spaces.store import features_cache_dir, load_built_space
+
+LITERATURE_SPACES = space_names(family="literature")
 from songsim.train import load_checkpoint, save_checkpoint
 
 TORCH_SPACES = ("wavenet", "chroma-lstm", "ali")
@@ -163,8 +167,8 @@ def test_flattened_spectrogram_is_fixed_size():
 # the spaces on the built test catalogue
 
 
-def test_every_literature_space_is_built_with_its_shape(built_catalogue):
-    catalogue = load_catalogue(built_catalogue)
+def test_every_literature_space_is_built_with_its_shape(trained_catalogue):
+    catalogue = load_catalogue(trained_catalogue)
     dims = {"spectrogram-pca": N_TRACKS, "spectrogram-l2": 64 * 323, "wavenet": 64, "chroma-lstm": 64, "ali": 64}
     for name in LITERATURE_SPACES:
         space = load_built_space(catalogue, name)
@@ -176,13 +180,13 @@ def test_every_literature_space_is_built_with_its_shape(built_catalogue):
 
 
 @pytest.mark.parametrize("name", LITERATURE_SPACES)
-def test_catalogue_song_through_the_upload_path_gets_its_catalogue_vector(built_catalogue, name):
-    assert_upload_path_gives_catalogue_vectors(built_catalogue, name, atol=1e-5)
+def test_catalogue_song_through_the_upload_path_gets_its_catalogue_vector(trained_catalogue, name):
+    assert_upload_path_gives_catalogue_vectors(trained_catalogue, name, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", TORCH_SPACES)
-def test_checkpoint_round_trip_on_cpu(built_catalogue, tmp_path, name):
-    catalogue = load_catalogue(built_catalogue)
+def test_checkpoint_round_trip_on_cpu(trained_catalogue, tmp_path, name):
+    catalogue = load_catalogue(trained_catalogue)
     space = load_built_space(catalogue, name)
     checkpoint = space.checkpoint(map_location="cpu")
     assert checkpoint.catalogue_fingerprint == catalogue.fingerprint()
@@ -203,8 +207,8 @@ def test_checkpoint_round_trip_on_cpu(built_catalogue, tmp_path, name):
     assert summary["dim"] == 64 and summary["history"]["train_loss"]
 
 
-def test_each_model_records_what_its_page_shows(built_catalogue):
-    catalogue = load_catalogue(built_catalogue)
+def test_each_model_records_what_its_page_shows(trained_catalogue):
+    catalogue = load_catalogue(trained_catalogue)
     wavenet = load_built_space(catalogue, "wavenet").checkpoint()
     assert wavenet.feature_settings["loss"] == "pairwise" and wavenet.feature_settings["similarity"] == "euclidean"
     assert {"ranking_loss", "genre_p@5_euclidean", "genre_p@5_cosine"} <= set(wavenet.test_metrics)
@@ -243,8 +247,8 @@ TINY = {
 
 
 @pytest.mark.parametrize(("cls", "loss"), [(WaveNetSpace, "pairwise"), (WaveNetSpace, "listwise"), (ChromaLSTMSpace, None), (ALISpace, None)])
-def test_torch_spaces_are_deterministic_for_a_seed(built_catalogue, cls, loss):
-    catalogue = load_catalogue(built_catalogue)
+def test_torch_spaces_are_deterministic_for_a_seed(trained_catalogue, cls, loss):
+    catalogue = load_catalogue(trained_catalogue)  # its mel and chroma features are cached
     labels = {c: catalogue.labels(c) for c in catalogue.tracks.columns}
     inputs = _inputs(catalogue, cls)
     a = TINY[cls](loss).fit(inputs, labels=labels, seed=0)
@@ -255,14 +259,14 @@ def test_torch_spaces_are_deterministic_for_a_seed(built_catalogue, cls, loss):
     assert a.vectors_.shape[0] == N_TRACKS
 
 
-def test_spectrogram_pca_is_deterministic_and_refuses_what_memory_cannot_hold(built_catalogue, monkeypatch):
-    catalogue = load_catalogue(built_catalogue)
+def test_spectrogram_pca_is_deterministic_and_refuses_what_memory_cannot_hold(trained_catalogue, monkeypatch):
+    catalogue = load_catalogue(trained_catalogue)
     labels = {c: catalogue.labels(c) for c in catalogue.tracks.columns}
     inputs = _inputs(catalogue, SpectrogramPCASpace)
     a = SpectrogramPCASpace(n_components=5).fit(inputs, labels=labels, seed=0)
     np.testing.assert_array_equal(a.vectors_, SpectrogramPCASpace(n_components=5).fit(inputs, labels=labels, seed=0).vectors_)
     assert a.vectors_.shape == (N_TRACKS, 5)
-    monkeypatch.setattr("songsim.literature.MAX_SPECTROGRAM_BYTES", 1000)
+    monkeypatch.setattr("songsim.spaces.literature.MAX_SPECTROGRAM_BYTES", 1000)
     with pytest.raises(SongsimError, match="over the 0 GiB limit of the spectrogram spaces"):
         SpectrogramPCASpace().fit(inputs, labels=labels)
 
@@ -278,8 +282,8 @@ def test_wavenet_is_skipped_without_genres_and_the_others_need_no_labels(built_c
     assert all(cls.required_labels == () for cls in (ChromaLSTMSpace, ALISpace, SpectrogramPCASpace))
 
 
-def test_chroma_inputs_come_from_the_feature_cache(built_catalogue):
-    catalogue = load_catalogue(built_catalogue)
+def test_chroma_inputs_come_from_the_feature_cache(trained_catalogue):
+    catalogue = load_catalogue(trained_catalogue)
     chromas = _inputs(catalogue, ChromaLSTMSpace)["chroma"]
     assert len(chromas) == N_TRACKS and all(c.shape[0] == N_CHROMA for c in chromas)
     assert list(features_cache_dir(catalogue).glob("chroma-*"))

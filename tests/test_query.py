@@ -3,12 +3,11 @@
 import numpy as np
 import pytest
 
-from songsim.build import load_built_space, load_or_fit_map
 from songsim.catalogue import load_catalogue
 from songsim.errors import AudioDecodeError, SilentAudioError
 from songsim.neighbours import ExactIndex
 from songsim.query import embed_upload, neighbour_table, neighbours_of, resolve_track, resolve_upload, store_upload
-from songsim.spaces import load_space, space_dir
+from songsim.spaces.store import load_built_space, load_or_fit_map, load_space, space_dir
 
 
 @pytest.fixture(scope="module")

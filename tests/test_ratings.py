@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from songsim import __version__
-from songsim.errors import RatingError, RatingsFormatError
-from songsim.ratings import RATING_COLUMNS, Rating, append_rating, latest_ratings, load_ratings, ratings_path
-from songsim.studies import Study, StudyError, StudyQuery, load_study, save_study
+from songsim.errors import RatingError, RatingsFormatError, StudyError
+from songsim.studies.ratings import RATING_COLUMNS, Rating, append_rating, latest_ratings, load_ratings, ratings_path
+from songsim.studies.study import Study, StudyQuery, load_study, save_study
 
 HEADER = ",".join(RATING_COLUMNS) + "\n"
 TRICKY_COMMENTS = ['plain', 'a, b', 'she said "yes"', 'two\nlines', 'crlf\r\nend', '"', 'ünïcødé — ok', ' padded ', '']

@@ -1,5 +1,6 @@
-"""songsim.report: hand-computed figures, scikit-learn's ndcg_score, the statistics
-(bootstrap, Friedman, Wilcoxon + Holm), agreement and its ceiling, and the exports."""
+"""songsim.studies.report, .statistics and .render: hand-computed figures, scikit-learn's
+ndcg_score, the statistics (bootstrap, Friedman, Wilcoxon + Holm), agreement and its ceiling,
+and the exports."""
 
 import json
 import math
@@ -13,8 +14,10 @@ from sklearn.metrics import ndcg_score
 
 from songsim.errors import SongsimError
 from songsim.metrics import krippendorff_alpha
-from songsim.report import bootstrap_ci, compute_report, holm_adjust, report_from
-from songsim.studies import Study, StudyQuery
+from songsim.studies.render import bars_figure, format_text, heatmap_figure, write_html
+from songsim.studies.report import compute_report, report_from
+from songsim.studies.statistics import bootstrap_ci, holm_adjust
+from songsim.studies.study import Study, StudyQuery
 
 TOP_LEVEL = {"study", "spaces", "friedman", "pairwise", "agreement", "labels", "problems"}
 LOG3 = math.log2(3)
@@ -177,7 +180,7 @@ def test_no_ratings_at_all_gives_an_empty_report():
     assert report.friedman["p"] is None and report.agreement["krippendorff_alpha"] is None
     assert "no rater" in report.agreement["reasons"]["krippendorff_alpha"]
     json.dumps(report.as_dict(), allow_nan=False)
-    report.format_text()
+    format_text(report)
 
 
 def test_ratings_of_other_studies_and_outside_the_pools_are_left_out():
@@ -261,7 +264,7 @@ def test_two_spaces_skip_friedman_and_rely_on_the_pairwise_test():
     assert report.pairwise["mean_difference"]["A"]["B"] == pytest.approx(np.mean(differences))
     assert report.pairwise["p"]["A"]["B"] == pytest.approx(stats.wilcoxon(differences, method="exact").pvalue) == 2 / 2**4
     assert report.pairwise["p_holm"]["A"]["B"] == report.pairwise["p"]["A"]["B"]
-    assert "Friedman test: not run" in report.format_text()
+    assert "Friedman test: not run" in format_text(report)
 
 
 def test_single_rater_has_no_agreement():
@@ -272,7 +275,7 @@ def test_single_rater_has_no_agreement():
         assert agreement[key] is None
         assert "only one rater (r1)" in agreement["reasons"][key]
     assert agreement["raters"]["r1"]["n_ratings"] == 4
-    assert report.ceiling is None and not report.bars_figure().layout.shapes
+    assert report.ceiling is None and not bars_figure(report).layout.shapes
 
 
 def test_labels_beside_the_human_figures():
@@ -346,7 +349,7 @@ def test_holm_hand_case():
 
 
 def test_html_is_self_contained_and_complete(winner, tmp_path):
-    path = winner.write_html(tmp_path / "report.html")
+    path = write_html(winner, tmp_path / "report.html")
     text = path.read_text(encoding="utf-8")
     assert not re.search(r"<script[^>]*\ssrc\s*=", text, flags=re.IGNORECASE)
     assert not re.search(r"<link[^>]*href\s*=\s*[\"']https?:", text, flags=re.IGNORECASE)
@@ -358,7 +361,7 @@ def test_html_is_self_contained_and_complete(winner, tmp_path):
 
 
 def test_html_lists_the_problems(hand, tmp_path):
-    text = hand.write_html(tmp_path / "hand.html").read_text(encoding="utf-8")
+    text = write_html(hand, tmp_path / "hand.html").read_text(encoding="utf-8")
     assert "1 of 2 queries have no rating yet" in text
 
 
@@ -373,21 +376,21 @@ def test_write_csv_writes_every_table(winner, tmp_path):
 
 
 def test_text_report(winner):
-    text = winner.format_text()
+    text = format_text(winner)
     assert "Friedman test on ndcg@3" in text and "p < 0.001" in text
     assert "Krippendorff's α (ordinal, BROAD) = 1.000" in text
     assert "Definitions:" in text and "Problems: none." in text
 
 
 def test_figures(winner, hand):
-    bars = winner.bars_figure()
+    bars = bars_figure(winner)
     assert list(bars.data[0].x) == ["A", "B", "C"]
     assert bars.layout.shapes[0].y0 == pytest.approx(winner.ceiling)
-    assert list(winner.bars_figure("map").data[0].y) == pytest.approx([winner.spaces[s]["map"] for s in "ABC"])
-    heatmap = winner.heatmap_figure()
+    assert list(bars_figure(winner, "map").data[0].y) == pytest.approx([winner.spaces[s]["map"] for s in "ABC"])
+    heatmap = heatmap_figure(winner)
     assert np.asarray(heatmap.data[0].z).shape == (12, 3)
     assert list(heatmap.data[0].y) == [f"q{i}" for i in range(12)]
-    assert np.isnan(np.asarray(hand.bars_figure().data[0].error_y.array, dtype=float)).all()  # one query: no CI
+    assert np.isnan(np.asarray(bars_figure(hand).data[0].error_y.array, dtype=float)).all()  # one query: no CI
 
 
 # ------------------------------------------------------------------------------------------
@@ -395,8 +398,8 @@ def test_figures(winner, hand):
 
 
 def test_compute_report_reads_the_study_and_the_ratings_log(tmp_path):
-    from songsim.ratings import Rating, append_rating, load_ratings, ratings_path
-    from songsim.studies import save_study
+    from songsim.studies.ratings import Rating, append_rating, load_ratings, ratings_path
+    from songsim.studies.study import save_study
 
     study = make_study(HAND_RUNS)
     save_study(tmp_path, study)

@@ -1,4 +1,4 @@
-"""songsim.report: top-n overlap and normalised edit distance against the panel's reference
+"""songsim.studies.report: top-n overlap and normalised edit distance against the panel's reference
 list (hand-computed), and evaluate's album/artist figures in the label section."""
 
 import json
@@ -7,9 +7,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from songsim.report import (
+from songsim.studies.render import (
+    bars_figure,
+    display_reference,
+    display_spaces,
+    format_text,
+    formulas,
+    heatmap_figure,
+    summary_lines,
+    write_html,
+)
+from songsim.studies.report import (
     REFERENCE_NS,
-    bootstrap_ci,
     figure_names,
     label_figure_names,
     lower_is_better,
@@ -17,7 +26,8 @@ from songsim.report import (
     reference_figure_names,
     report_from,
 )
-from songsim.studies import Study, StudyQuery
+from songsim.studies.statistics import bootstrap_ci
+from songsim.studies.study import Study, StudyQuery
 
 
 def make_study(runs: dict[str, dict[str, list[str]]], *, k: int = 3, threshold: float = 1.0) -> Study:
@@ -160,16 +170,16 @@ def test_exports_carry_the_reference_figures(hand, tmp_path):
     assert json.loads(json.dumps(payload, allow_nan=False)) == payload
     assert payload["spaces"]["B"]["edit_distance@3"] == round(5 / 6, 4)
     assert payload["spaces"]["B"]["reference_n_queries"]["overlap@3"] == 2
-    shown = hand.display_reference().set_index("space")
+    shown = display_reference(hand).set_index("space")
     assert list(shown.columns) == ["overlap@3", "overlap@5", "edit_distance@3 (↓ better)", "edit_distance@5 (↓ better)", "queries"]
     assert shown.loc["A", "overlap@3"] == "1.000 [1.000, 1.000]" and shown.loc["B", "queries"] == 2
-    assert list(hand.display_spaces().columns) == ["space", *figure_names(5), "queries"]  # the human table is unchanged
-    text = hand.format_text()
+    assert list(display_spaces(hand).columns) == ["space", *figure_names(5), "queries"]  # the human table is unchanged
+    text = format_text(hand)
     assert "Against the panel's reference list" in text and "edit_distance@5 (↓ better)" in text
-    names = dict(hand.formulas())
+    names = dict(formulas(hand))
     assert {"panel reference", "overlap@n", "edit_distance@n"} <= set(names)
     assert "n = 3, 5" in names["panel reference"] and "Lower is better" in names["edit_distance@n"]
-    html = hand.write_html(tmp_path / "hand.html").read_text(encoding="utf-8")
+    html = write_html(hand, tmp_path / "hand.html").read_text(encoding="utf-8")
     assert "Against the panel&#x27;s reference list" in html and "edit_distance@3 (↓ better)" in html
     hand.write_csv(tmp_path / "csv")
     spaces = pd.read_csv(tmp_path / "csv" / "spaces.csv").set_index("space")
@@ -177,8 +187,8 @@ def test_exports_carry_the_reference_figures(hand, tmp_path):
     assert {"edit_distance@3_ci_low", "edit_distance@3_ci_high"} <= set(spaces.columns)
     per_query = pd.read_csv(tmp_path / "csv" / "per_query.csv")
     assert per_query["overlap@3"].isna().sum() == 3  # q2, every space
-    assert "lower is better" in hand.bars_figure("edit_distance@3").layout.title.text
-    assert hand.heatmap_figure("edit_distance@3").data[0].colorscale != hand.heatmap_figure("overlap@3").data[0].colorscale
+    assert "lower is better" in bars_figure(hand, "edit_distance@3").layout.title.text
+    assert heatmap_figure(hand, "edit_distance@3").data[0].colorscale != heatmap_figure(hand, "overlap@3").data[0].colorscale
 
 
 def test_n_above_k_is_not_reported():
@@ -187,9 +197,9 @@ def test_n_above_k_is_not_reported():
     report = report_from(make_study(runs, k=2), make_latest(rows), n_boot=10)
     assert report.reference_figures == [] and report.spaces["A"]["reference_n_queries"] == {}
     assert not any(c.startswith(("overlap@", "edit_distance@")) for c in report.per_query.columns)
-    assert list(report.display_reference().columns) == ["space", "queries"]
-    assert any("not reported" in line and "K is 2" in line for line in report.summary_lines())
-    assert "Against the panel's reference list" not in report.format_text()
+    assert list(display_reference(report).columns) == ["space", "queries"]
+    assert any("not reported" in line and "K is 2" in line for line in summary_lines(report))
+    assert "Against the panel's reference list" not in format_text(report)
     ten = report_from(make_study({"q1": {"A": list("abcdefghij")}}, k=10), make_latest(rows), n_boot=10)
     assert ten.reference_figures == reference_figure_names(10) and ten.spaces["A"]["overlap@10"] == 1.0
 
@@ -226,10 +236,10 @@ def test_label_overlap_and_edit_distance_beside_the_human_figures():
     assert list(report.labels_table.columns) == [
         "space", "genre_p@3", "overlap@3", "overlap@10", "edit_distance@3", "edit_distance@10", "human_ndcg@3"
     ]
-    lines = [line for line in report.summary_lines() if "edit_distance@3" in line]
+    lines = [line for line in summary_lines(report) if "edit_distance@3" in line]
     assert lines and "lower is better" in lines[0] and "ρ < 0" in lines[0]
-    assert not any("lower is better" in line for line in report.summary_lines() if "(overlap@3" in line)
-    assert "ρ < 0" in dict(report.formulas())["labels"]
+    assert not any("lower is better" in line for line in summary_lines(report) if "(overlap@3" in line)
+    assert "ρ < 0" in dict(formulas(report))["labels"]
 
 
 def test_label_correlations_that_cannot_be_computed_are_explained_once():
@@ -239,7 +249,7 @@ def test_label_correlations_that_cannot_be_computed_are_explained_once():
         "B": {"genre_p@3": 0.2, "overlap@3": 0.1, "edit_distance@3": 0.9},
     }
     report = report_from(study, latest, label_figures=labels, n_boot=10)
-    spearman_lines = [line for line in report.summary_lines() if line.startswith("Spearman")]
+    spearman_lines = [line for line in summary_lines(report) if line.startswith("Spearman")]
     assert len(spearman_lines) == 1
     assert "genre_p@3, overlap@3, edit_distance@3" in spearman_lines[0]
     assert "a rank correlation needs ≥ 3 spaces" in spearman_lines[0]

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-from catalogues import GENRES, SR_HZ, _song, make_small_catalogue
 
-from songsim.build import build, current_fit_key, map_path
+from catalogues import GENRES, SR_HZ, _song, make_small_catalogue
+from songsim.build import build
 from songsim.catalogue import load_catalogue
-from songsim.spaces import space_dir, space_type
+from songsim.spaces.base import space_type
+from songsim.spaces.store import current_fit_key, map_path, space_dir
 from songsim.stages import (
     DONE,
     ERROR,

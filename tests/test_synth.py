@@ -1,4 +1,4 @@
-"""Tests of the SoundFont 2 sample player (songsim.synth) on the bundled TimGM6mb.sf2."""
+"""Tests of the SoundFont 2 sample player (songsim.demo.synth) on the bundled TimGM6mb.sf2."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from songsim.synth import DRUM_BANK, MAX_RELEASE_S, Note, SoundFont, SoundFontError
+from songsim.demo.synth import DRUM_BANK, MAX_RELEASE_S, Note, SoundFont
+from songsim.errors import SoundFontError
 
 SR_HZ = 22_050
 GM_KITS = (0, 8, 16, 24, 25, 32, 40)  # Standard, Room, Power, Electronic, TR-808, Jazz, Brush

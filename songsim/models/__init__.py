@@ -1,5 +1,5 @@
 """Torch modules of the learned spaces (no I/O here: training and checkpoints live in
-:mod:`songsim.train`, the spaces in :mod:`songsim.learned` and :mod:`songsim.literature`).
+:mod:`songsim.train`, the spaces in :mod:`songsim.spaces.learned` and :mod:`songsim.spaces.literature`).
 
 :data:`MODEL_TYPES` maps the name stored in a checkpoint to the module class and its config
 dataclass, so a checkpoint rebuilds its module without pickling code.

@@ -112,7 +112,18 @@ def test_bad_upload_shows_an_error_not_a_traceback(app):
     assert audio_count(app) == 6  # the previous query still plays
 
 
-def test_each_space_starts_at_its_own_similarity(app):
+@pytest.fixture
+def trained_app(trained_catalogue, monkeypatch):
+    """The app on the catalogue with trained spaces (wavenet among them)."""
+    monkeypatch.setenv("SONGSIM_CATALOGUE", str(trained_catalogue))
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_each_space_starts_at_its_own_similarity(trained_app):
+    app = trained_app
     assert app.radio(key="metric:handcrafted").value == "cosine"
     # the sidebar's space selector writes session_state.space_name, which the page reads (AppTest
     # reruns the page itself, without app.py's sidebar, so the test sets that key directly)

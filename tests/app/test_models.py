@@ -14,36 +14,38 @@ def test_models_page_lists_spaces_and_scores_them(built_catalogue, monkeypatch):
     assert not at.exception, at.exception
     assert at.title[0].value == "Models"
     states = at.dataframe[0].value.set_index("space")["state"]
-    assert states["handcrafted"] == "built" and states["random"] == "built"
+    assert states["handcrafted"] == "done" and states["random"] == "done"  # the Catalogue page's states
+    assert states["genre-cnn"] == "missing"
     scores = at.dataframe[1].value
     assert {"handcrafted", "random"} <= set(scores.columns)
     assert scores.loc["genre P@5", "handcrafted"] > scores.loc["genre P@5", "random"]
     assert any("Queries per space" in c.value for c in at.caption)
 
 
-def test_models_page_shows_each_learned_model_with_curves_and_confusion(built_catalogue, monkeypatch):
-    monkeypatch.setenv("SONGSIM_CATALOGUE", str(built_catalogue))
+def test_models_page_shows_each_learned_model_with_curves_and_confusion(trained_catalogue, monkeypatch):
+    monkeypatch.setenv("SONGSIM_CATALOGUE", str(trained_catalogue))
     at = AppTest.from_file(APP, default_timeout=300).run()
     at.switch_page("pages/models.py").run()
     assert not at.exception, at.exception
     labels = [e.label for e in at.expander]
     genre = next(label for label in labels if label.startswith("**genre-cnn** · 256-d"))
     assert "on cpu" in genre and "test accuracy" in genre
-    states = at.dataframe[0].value.set_index("space")["state"]
-    assert states["metadata"].startswith("needs danceability")  # the fixture has no Spotify features
-    assert states["triplet"] == "needs the metadata space"
+    table = at.dataframe[0].value.set_index("space")
+    assert table.loc["metadata", "state"] == "needs labels"  # the fixture has no Spotify features
+    assert "danceability" in table.loc["metadata", "detail"]
+    assert table.loc["triplet", "state"] == "needs labels" and "metadata space" in table.loc["triplet", "detail"]
     confusion = [c for c in at.get("plotly_chart") if "test split: accuracy" in c.proto.spec]
     assert len(confusion) == 2  # the genre and emotion classifiers
 
 
-def test_models_page_shows_the_literature_models_their_curves_and_list_figures(built_catalogue, monkeypatch):
-    monkeypatch.setenv("SONGSIM_CATALOGUE", str(built_catalogue))
+def test_models_page_shows_the_literature_models_their_curves_and_list_figures(trained_catalogue, monkeypatch):
+    monkeypatch.setenv("SONGSIM_CATALOGUE", str(trained_catalogue))
     at = AppTest.from_file(APP, default_timeout=300).run()
     at.switch_page("pages/models.py").run()
     assert not at.exception, at.exception
     states = at.dataframe[0].value.set_index("space")["state"]
     for name in ("spectrogram-pca", "spectrogram-l2", "wavenet", "chroma-lstm", "ali"):
-        assert states[name] == "built", name
+        assert states[name] == "done", name
     scores = at.dataframe[1].value
     assert {"wavenet", "chroma-lstm", "ali", "spectrogram-pca"} <= set(scores.columns)
     for n in (3, 5, 10):

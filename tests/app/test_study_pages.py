@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from songsim.panel import open_session, session_token
-from songsim.ratings import Rating, append_rating, latest_ratings, load_ratings
-from songsim.studies import create_study, list_studies, load_study
+from songsim.studies.panel import open_session, session_token
+from songsim.studies.ratings import Rating, append_rating, latest_ratings, load_ratings
+from songsim.studies.study import create_study, list_studies, load_study
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 

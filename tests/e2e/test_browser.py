@@ -94,7 +94,7 @@ STUDY_SPACES = ["handcrafted", "random"]
 def study_catalogue(built_catalogue, tmp_path) -> Path:
     """A private copy of the built catalogue holding a small two-space study, so that the
     session fixture (served by the other tests) stays study-free."""
-    from songsim.studies import create_study
+    from songsim.studies.study import create_study
 
     catalogue = Path(shutil.copytree(built_catalogue, tmp_path / "catalogue"))
     create_study(catalogue, STUDY, STUDY_SPACES, n_queries=2, k=2, raters_per_pair=1, panel_size=1)
@@ -106,7 +106,7 @@ def open_app(page, url: str) -> None:
     from playwright.sync_api import expect
 
     page.goto(url)
-    expect(page.get_by_role("link", name="Listen & rate", exact=True)).to_be_visible(timeout=120_000)
+    expect(page.get_by_role("link", name="Listen & rate", exact=True)).to_have_count(1, timeout=120_000)
 
 
 def screenshot(page, name: str) -> None:
@@ -127,6 +127,18 @@ def dataframe_rows(frame) -> list[list[str]]:
     )
 
 
+def wait_for_rows(frame, expected: list[list[str]], timeout_s: float = 60.0) -> list[list[str]]:
+    """The cells of an st.dataframe once they are ``expected`` (or whatever they are after
+    ``timeout_s``): the grid draws its rows after it becomes visible, so a read right away can
+    find none."""
+    deadline = time.monotonic() + timeout_s
+    rows = dataframe_rows(frame)
+    while rows != expected and time.monotonic() < deadline:
+        frame.page.wait_for_timeout(250)
+        rows = dataframe_rows(frame)
+    return rows
+
+
 def test_select_a_song_and_see_six_players(served_app):
     from playwright.sync_api import expect, sync_playwright
 
@@ -135,14 +147,16 @@ def test_select_a_song_and_see_six_players(served_app):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1500, "height": 1100})
         page.goto(served_app)
-        expect(page.get_by_role("heading", name="Explore")).to_be_visible(timeout=120_000)
+        expect(page.get_by_role("heading", name="Explore")).to_have_count(1, timeout=120_000)
         expect(page.locator("audio")).to_have_count(6, timeout=120_000)
+        query_label = page.locator("[data-testid='stMarkdownContainer'] strong").first
 
         search = page.get_by_role("combobox", name="Search the catalogue by title or artist")
         search.click()
         search.fill("Drums Artist 2")
+        expect(page.get_by_role("option").first).to_contain_text("Drums Artist 2", timeout=60_000)
         page.get_by_role("option").first.click()
-        expect(page.get_by_text("Drums Artist 2 — Song", exact=False).first).to_be_visible(timeout=60_000)
+        expect(query_label).to_have_text(re.compile(r"^Drums Artist 2 — Song"), timeout=60_000)
         expect(page.locator("audio")).to_have_count(6, timeout=60_000)
         expect(page.locator(".js-plotly-plot")).to_have_count(1, timeout=60_000)
         page.wait_for_timeout(1500)  # let plotly finish drawing before the screenshot
@@ -151,8 +165,8 @@ def test_select_a_song_and_see_six_players(served_app):
         assert all(src.startswith("http") for src in sources)
 
         # a click on a map point makes it the query (traces are genres in order: bass first)
+        settled(page)
         page.locator(".js-plotly-plot .scatterlayer .trace").first.locator(".point").nth(2).click(force=True)
-        query_label = page.locator("[data-testid='stMarkdownContainer'] strong").first
         expect(query_label).to_have_text(re.compile(r"^Bass Artist \d — Song"), timeout=60_000)
         expect(page.locator("audio")).to_have_count(6, timeout=60_000)
         browser.close()
@@ -163,10 +177,11 @@ def test_rate_one_pair_and_see_the_report_change(study_catalogue):
     """A rater signs in, plays and rates one pair blind, survives a refresh; the report gains figures."""
     from playwright.sync_api import expect, sync_playwright
 
-    from songsim.panel import open_session
-    from songsim.ratings import latest_ratings, load_ratings
-    from songsim.report import compute_report
-    from songsim.studies import load_study
+    from songsim.studies.panel import open_session
+    from songsim.studies.ratings import latest_ratings, load_ratings
+    from songsim.studies.render import display_spaces
+    from songsim.studies.report import compute_report
+    from songsim.studies.study import load_study
 
     study = load_study(study_catalogue, STUDY)
     secret = {*STUDY_SPACES, *(track for q in study.queries for track in (q.query_id, *q.pool))}
@@ -180,7 +195,7 @@ def test_rate_one_pair_and_see_the_report_change(study_catalogue):
 
         # the report before anyone rated
         page.goto(f"{url}/report")
-        expect(main.get_by_text("Nobody has rated this study yet")).to_be_visible(timeout=60_000)
+        expect(main.get_by_text("Nobody has rated this study yet")).to_have_count(1, timeout=60_000)
         settled(page)
         expect(main.get_by_test_id("stDataFrame")).to_have_count(0)
         expect(errors).to_have_count(0)
@@ -210,7 +225,7 @@ def test_rate_one_pair_and_see_the_report_change(study_catalogue):
         broad.get_by_text("2 · very similar").click()
         main.get_by_role("button", name="Save rating").first.click()
         expect(progress).to_contain_text(f"1 of {study.n_pairs} pairs rated", timeout=60_000)
-        expect(main.get_by_text("Candidate 1 · ✓ very similar")).to_be_visible()
+        expect(main.get_by_text("Candidate 1 · ✓ very similar")).to_have_count(1)
         expect(main.get_by_role("button", name="Revise rating")).to_have_count(1)
         screenshot(page, "rate.png")
         expect(errors).to_have_count(0)
@@ -220,18 +235,19 @@ def test_rate_one_pair_and_see_the_report_change(study_catalogue):
         # a browser refresh resumes: no sign-in form, the same progress and the saved score
         page.reload()
         expect(progress).to_contain_text(f"1 of {study.n_pairs} pairs rated", timeout=60_000)
-        expect(main.get_by_text("Candidate 1 · ✓ very similar")).to_be_visible()
+        expect(main.get_by_text("Candidate 1 · ✓ very similar")).to_have_count(1)
         expect(main.get_by_role("button", name="Start rating")).to_have_count(0)
         expect(main.get_by_role("textbox", name="Your name or rater id")).to_have_count(0)
 
         # the report now has figures: the page's table is the report of ratings.csv
         page.goto(f"{url}/report")
         table = main.get_by_test_id("stDataFrame").first
-        expect(table).to_be_visible(timeout=120_000)
+        expected = display_spaces(compute_report(study_catalogue, STUDY))
+        # the grid draws its rows after it appears: wait for them, not for the grid
+        expect(table.locator("canvas table tbody tr")).to_have_count(len(expected), timeout=120_000)
         expect(main.locator(".js-plotly-plot")).to_have_count(2, timeout=60_000)
         expect(main.get_by_text("Nobody has rated this study yet")).to_have_count(0)
-        expected = compute_report(study_catalogue, STUDY).display_spaces()
-        rows = dataframe_rows(table)
+        rows = wait_for_rows(table, [[str(v) for v in row] for row in expected.itertuples(index=False)])
         assert rows == [[str(v) for v in row] for row in expected.itertuples(index=False)]
         assert [row[0] for row in rows] == STUDY_SPACES and any(float(row[2][:5]) > 0 for row in rows), rows
         screenshot(page, "report.png")
@@ -248,16 +264,18 @@ def test_a_rater_link_opens_on_a_fresh_server(study_catalogue):
         main = page.get_by_test_id("stMain")
         page.goto(f"{url}/rate?study={STUDY}&rater=bo&token=")  # the first request of this server
         progress, errors = main.get_by_test_id("stProgress"), main.get_by_test_id("stException")
-        expect(progress.or_(errors).first).to_be_visible(timeout=120_000)
+        expect(progress.or_(errors).first).to_have_count(1, timeout=120_000)  # whichever comes first
         assert errors.count() == 0, errors.first.inner_text()[:300]
         expect(progress).to_contain_text(" pairs rated")
+        settled(page)
+        expect(errors).to_have_count(0)
         browser.close()
 
 
 def test_the_rating_page_html_names_no_track(study_catalogue):
     from playwright.sync_api import expect, sync_playwright
 
-    from songsim.studies import load_study
+    from songsim.studies.study import load_study
 
     study = load_study(study_catalogue, STUDY)
     with serve(study_catalogue) as url, sync_playwright() as p:
@@ -266,7 +284,7 @@ def test_the_rating_page_html_names_no_track(study_catalogue):
         open_app(page, url)
         page.goto(f"{url}/rate?study={STUDY}&rater=cy&token=")
         main = page.get_by_test_id("stMain")
-        expect(main.get_by_role("button", name="▶ Play candidate 1")).to_be_visible(timeout=60_000)
+        expect(main.get_by_role("button", name="▶ Play candidate 1")).to_have_count(1, timeout=60_000)
         settled(page)
         html = main.inner_html()
         browser.close()

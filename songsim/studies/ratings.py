@@ -44,8 +44,8 @@ import pandas as pd
 from filelock import FileLock, Timeout
 
 from songsim import __version__
-from songsim.errors import RatingError, RatingsFormatError
-from songsim.studies import BROAD_SCALE, FINE_RANGE, Study, StudyError, check_rater_name, load_study
+from songsim.errors import RatingError, RatingsFormatError, StudyError
+from songsim.studies.study import BROAD_SCALE, FINE_RANGE, Study, check_rater_name, load_study
 
 RATINGS_CSV = "ratings.csv"
 RATING_COLUMNS = ("timestamp", "study", "rater", "query_id", "candidate_id", "broad", "fine", "comment", "app_version")
@@ -66,7 +66,7 @@ class Rating:
     Attributes
     ----------
     broad : int
-        BROAD grade 0, 1 or 2 (:data:`songsim.studies.BROAD_SCALE`).
+        BROAD grade 0, 1 or 2 (:data:`songsim.studies.study.BROAD_SCALE`).
     fine : float or None
         FINE score 0–100, ``None`` when not given.
     timestamp : str

@@ -20,11 +20,11 @@ ali              ``"mel"``, 216-frame (5 s) segments      :class:`~songsim.model
                                                           encoder mean averaged over segments
 ===============  =======================================  ========================================
 
-Every space is trained on the catalogue's **shared split** (:func:`songsim.learned.catalogue_split`)
+Every space is trained on the catalogue's **shared split** (:func:`songsim.spaces.learned.catalogue_split`)
 and sets ``test_rows_``: evaluation queries only the held-out songs, the same ones for every
 learned space. Models are trained on short crops and embed whole clips: a song's vector is
 the mean of the embeddings of its fixed crops (every crop length, the last one aligned to the
-clip's end, :func:`songsim.learned.crop_starts`), one forward pass per song, so an upload
+clip's end, :func:`songsim.spaces.learned.crop_starts`), one forward pass per song, so an upload
 gets exactly the vector of the same audio in the catalogue.
 
 spectrogram-pca / spectrogram-l2
@@ -60,7 +60,7 @@ ali
     losses and the validation reconstruction error. ``test_metrics["converged"]`` applies a
     stated rule (:data:`ALI_EQUILIBRIUM_D_LOSS`).
 
-Registered in :mod:`songsim.spaces` on import (:mod:`songsim.build` imports this module).
+Registered on import (:mod:`songsim.spaces` imports this module).
 Torch is imported only when a model is trained or used.
 """
 
@@ -74,10 +74,10 @@ import numpy as np
 
 from songsim.config import HOP_LENGTH, N_MELS, SAMPLE_RATE_HZ
 from songsim.errors import SongsimError
-from songsim.learned import (
+from songsim.spaces.base import Space, TrainingOptions, register_space
+from songsim.spaces.learned import (
     LearnedSpace,
     TrainConfig,
-    TrainingOptions,
     _band_stats,
     _class_targets,
     _device_of,
@@ -86,17 +86,15 @@ from songsim.learned import (
     _pad_frames,
     _triplet_labels,
 )
-from songsim.spaces import Space, register_space
 
 if TYPE_CHECKING:
     import torch
 
-    from songsim.models import ALIConfig, ChromaLSTMConfig, WaveNetConfig
+    from songsim.models import ALIConfig, WaveNetConfig
     from songsim.train import History
 
 __all__ = [
     "ALI_EQUILIBRIUM_D_LOSS",
-    "LITERATURE_SPACES",
     "LSTM_REDUCTIONS",
     "MAX_SPECTROGRAM_BYTES",
     "ALISpace",
@@ -112,8 +110,6 @@ __all__ = [
     "ranking_loss",
 ]
 
-#: the spaces this module adds, in registration (and build) order
-LITERATURE_SPACES = ("spectrogram-pca", "spectrogram-l2", "wavenet", "chroma-lstm", "ali")
 #: frames of the fixed-size spectrogram (30 s at 23 ms per frame)
 SPECTROGRAM_FRAMES = 1292
 #: frames averaged into one cell of the flattened spectrogram (4 × 23 ms ≈ 93 ms)
@@ -148,7 +144,7 @@ def _middle_crops(arrays: Sequence[np.ndarray], rows: np.ndarray, frames: int) -
 def _embed_crops(
     embed: Callable[["torch.Tensor"], "torch.Tensor"], device: "torch.device", arrays: Sequence[np.ndarray], *, frames: int, dim: int
 ) -> np.ndarray:
-    """Mean embedding of each song's fixed crops (:func:`songsim.learned.crop_starts`).
+    """Mean embedding of each song's fixed crops (:func:`songsim.spaces.learned.crop_starts`).
 
     One forward pass per song (its crops as one batch), so a song gets the same numbers
     whichever other songs are embedded with it.
@@ -245,6 +241,7 @@ class _SpectrogramSpace(Space):
     """Flattened fixed-size log-mel spectrograms, PCA-reduced or only centred."""
 
     inputs = ("mel",)
+    family = "literature"
 
     def __init__(self, *, n_components: int | None, time_pool: int = SPECTROGRAM_TIME_POOL) -> None:
         self.n_components = n_components
@@ -299,6 +296,8 @@ class SpectrogramPCASpace(_SpectrogramSpace):
     """The raw baseline: a flattened fixed-size log-mel spectrogram reduced by PCA to 64."""
 
     name = "spectrogram-pca"
+    #: 2: the class moved to songsim.spaces.literature (fits pickled by older versions name the old module)
+    version = 2
     description = "raw log-mel spectrogram (30 s, 93 ms cells) flattened · PCA 64 (song2vec baseline)"
 
     def __init__(self, *, n_components: int = 64, time_pool: int = SPECTROGRAM_TIME_POOL) -> None:
@@ -310,6 +309,8 @@ class SpectrogramL2Space(_SpectrogramSpace):
     """The same flattened spectrogram unreduced (centred): compare with the euclidean metric."""
 
     name = "spectrogram-l2"
+    #: 2: the class moved to songsim.spaces.literature (fits pickled by older versions name the old module)
+    version = 2
     description = "raw log-mel spectrogram (30 s, 93 ms cells) flattened · unreduced, for L2 distance"
     metric = "euclidean"
 
@@ -419,6 +420,9 @@ class WaveNetSpace(LearnedSpace):
     """A WaveNet-style dilated CNN on log-mel frames trained with a ranking loss; 64-d."""
 
     name = "wavenet"
+    family = "literature"
+    #: 2: the class moved to songsim.spaces.literature (fits pickled by older versions name the old module)
+    version = 2
     description = "WaveNet-style dilated causal CNN on log-mel · hinge ranking loss on genre triples · 64-d"
     inputs = ("mel",)
     metric = "euclidean"  # trained on distances −‖a − b‖: genre P@5 0.725 euclidean, 0.70 cosine
@@ -579,6 +583,9 @@ class ChromaLSTMSpace(LearnedSpace):
     """An LSTM over the chromagram trained to predict the next frame; its state, 64-d."""
 
     name = "chroma-lstm"
+    family = "literature"
+    #: 2: the class moved to songsim.spaces.literature (fits pickled by older versions name the old module)
+    version = 2
     description = "LSTM over the chromagram, next-frame prediction (L1) · hidden+cell state · 64-d (weak baseline)"
     inputs = ("chroma",)
 
@@ -728,6 +735,9 @@ class ALISpace(LearnedSpace):
     """Adversarially Learned Inference on 5 s log-mel segments; the encoder's mean, 64-d."""
 
     name = "ali"
+    family = "literature"
+    #: 2: the class moved to songsim.spaces.literature (fits pickled by older versions name the old module)
+    version = 2
     description = "ALI adversarial encoder (LSGAN) on 5 s log-mel segments · mean over segments · 64-d"
     inputs = ("mel",)
 

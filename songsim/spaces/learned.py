@@ -1,5 +1,5 @@
 """The learned embedding spaces: CNN genre and emotion, metadata, fusion autoencoder, 2-D
-autoencoder and triplet metric learning, registered in :mod:`songsim.spaces`.
+autoencoder and triplet metric learning, registered in :mod:`songsim.spaces.base`.
 
 =============  ==========================================  =====================================
 space          input                                       model and embedding
@@ -79,17 +79,15 @@ from sklearn.preprocessing import StandardScaler
 from songsim.catalogue import SPOTIFY_FEATURES
 from songsim.config import HOP_LENGTH, N_MELS, SAMPLE_RATE_HZ
 from songsim.errors import NotBuiltError, SongsimError
-from songsim.maps import register_map_method
-from songsim.spaces import Space, register_space
+from songsim.spaces.base import Space, TrainingOptions, register_space
 
 if TYPE_CHECKING:
     import torch
 
     from songsim.measure import MetadataReading
-    from songsim.train import Checkpoint, History, Split
+    from songsim.train import Checkpoint, History, ResumeFile, Split
 
 __all__ = [
-    "LEARNED_SPACES",
     "AE2DSpace",
     "AutoencoderReducer",
     "AutoencoderSpaceConfig",
@@ -100,7 +98,6 @@ __all__ = [
     "LearnedSpace",
     "MetadataSpace",
     "TrainConfig",
-    "TrainingOptions",
     "TripletConfig",
     "TripletSpace",
     "catalogue_split",
@@ -109,52 +106,13 @@ __all__ = [
     "training_summary",
 ]
 
-#: the spaces this module adds, in build order
-LEARNED_SPACES = ("genre-cnn", "emotion-cnn", "metadata", "fusion-ae", "ae-2d", "triplet")
 #: label columns the shared split is stratified on
 SPLIT_LABELS = ("genre", "emotion")
 #: inputs of the fused spaces, in concatenation order
 FUSED_INPUTS = ("space:genre-cnn", "space:emotion-cnn", "space:metadata")
 
-#: on_epoch(space_name, epoch 1-based, max_epochs, train_loss, val_loss or None)
-SpaceEpochFn = Callable[[str, int, int, float, "float | None"], None]
-
-
 # ============================================================================================
 # settings
-
-
-@dataclass(frozen=True)
-class TrainingOptions:
-    """How to train, as opposed to what: passed by ``build``/``train`` to learned spaces.
-
-    Attributes
-    ----------
-    device : str, optional
-        ``"cpu"``, ``"cuda"``, ``"mps"``; default :func:`songsim.train.choose_device`.
-    max_epochs : int, optional
-        Overrides every model's ``max_epochs`` (a changed value retrains: see :attr:`fit_tag`).
-    on_epoch : callable, optional
-        ``on_epoch(space_name, epoch, max_epochs, train_loss, val_loss)`` after every epoch.
-    catalogue_fingerprint : str
-        Stored in the checkpoints (set by ``build``).
-    resume_path, resume_key : str
-        Where training keeps its state after every epoch and the fit it belongs to (set by
-        ``build``: the space's folder and fit key), so a killed build resumes a training from
-        its last finished epoch (:class:`songsim.train.ResumeFile`); ``None``: no resume file.
-    """
-
-    device: str | None = None
-    max_epochs: int | None = None
-    on_epoch: SpaceEpochFn | None = None
-    catalogue_fingerprint: str = ""
-    resume_path: str | None = None
-    resume_key: str = ""
-
-    @property
-    def fit_tag(self) -> str:
-        """Suffix of the stored fit's key: ``""``, or ``"-epochs<N>"`` when overridden."""
-        return "" if self.max_epochs is None else f"-epochs{self.max_epochs}"
 
 
 @dataclass(frozen=True)
@@ -397,6 +355,9 @@ class LearnedSpace(_CheckpointHolder, Space):
         The shared split (:func:`catalogue_split`): rows trained on, used for early
         stopping, and held out (never trained on, by this space or its inputs).
     """
+
+    family = "learned"
+    trainable = True
 
     train_rows_: np.ndarray
     val_rows_: np.ndarray
@@ -641,6 +602,8 @@ class GenreCNNSpace(_CNNSpace):
     """A 2-D CNN on log-mel spectrograms trained on genre; its 256-d penultimate layer."""
 
     name = "genre-cnn"
+    #: 2: the class moved to songsim.spaces.learned (fits pickled by older versions name the old module)
+    version = 2
     description = "2-D CNN on log-mel spectrograms trained on genre · 256-d penultimate layer"
     required_labels = ("genre",)
     label = "genre"
@@ -652,6 +615,8 @@ class EmotionCNNSpace(_CNNSpace):
     auxiliary task when the catalogue has genres; its 256-d penultimate layer."""
 
     name = "emotion-cnn"
+    #: 2: the class moved to songsim.spaces.learned (fits pickled by older versions name the old module)
+    version = 2
     description = "2-D CNN on log-mel spectrograms trained on the 4 Thayer emotion quadrants · 256-d"
     required_labels = ("emotion",)
     label = "emotion"
@@ -682,6 +647,9 @@ class MetadataSpace(Space):
     """
 
     name = "metadata"
+    family = "learned"
+    #: 2: the class moved to songsim.spaces.learned (fits pickled by older versions name the old module)
+    version = 2
     description = "11 Spotify-style features (tempo, energy, …) standardised · uploads: measured + imputed"
     inputs = ("metadata",)
     required_labels = SPOTIFY_FEATURES
@@ -942,6 +910,8 @@ class FusionAESpace(_AutoencoderSpace):
     """Dense autoencoder over concat(genre 256, emotion 256, metadata 11): 248 → 128 → 64."""
 
     name = "fusion-ae"
+    #: 2: the class moved to songsim.spaces.learned (fits pickled by older versions name the old module)
+    version = 2
     description = "autoencoder over genre-CNN ⊕ emotion-CNN ⊕ metadata · 64-d code"
     default_config = AutoencoderSpaceConfig()
 
@@ -958,7 +928,8 @@ class AE2DSpace(_AutoencoderSpace):
     inputs = ("space:triplet",)
     required_labels = ("genre",)
     default_config = AE2D_SPACE_CONFIG
-    version = 3
+    #: 4: the class moved to songsim.spaces.learned (fits pickled by older versions name the old module)
+    version = 4
     metric = "euclidean"  # a point in the plane: genre P@5 0.78 euclidean, 0.75 cosine
 
 
@@ -976,6 +947,8 @@ class TripletSpace(_FusedSpace):
     semi-hard negatives mined in each batch; 64-d."""
 
     name = "triplet"
+    #: 2: the class moved to songsim.spaces.learned (fits pickled by older versions name the old module)
+    version = 2
     description = "triplet metric learning on the fused features · semi-hard negatives · 64-d"
     required_labels = ("genre",)
 
@@ -1090,14 +1063,6 @@ def fit_ae2d_map(x: np.ndarray, *, seed: int, val_fraction: float = 0.1) -> tupl
         catalogue_fingerprint="",
     )
     return reducer, coords
-
-
-register_map_method(
-    "ae2d",
-    fit_ae2d_map,
-    label="2-D autoencoder",
-    description="A deep autoencoder squeezed to 2 dimensions; places new songs through its encoder.",
-)
 
 
 def training_summary(space: Space) -> dict[str, Any]:

@@ -1,10 +1,10 @@
 """What the rating page shows a rater, and what it does with their answers.
 
 The Listen & rate page is a thin view over a :class:`RaterSession`: the study, the rater's
-blind queue (:func:`songsim.studies.rater_queue`), their latest ratings read back from
+blind queue (:func:`songsim.studies.study.rater_queue`), their latest ratings read back from
 ``ratings.csv`` (so a browser refresh or a server restart resumes exactly where they left
 off), and where each song's audio is. Saving goes through
-:func:`songsim.ratings.append_rating`, the one validated, locked code path that the
+:func:`songsim.studies.ratings.append_rating`, the one validated, locked code path that the
 ``rate`` command uses too.
 
 Study passcodes live in ``.streamlit/secrets.toml`` (never in the study file)::
@@ -30,8 +30,8 @@ import pandas as pd
 
 from songsim.catalogue import Catalogue
 from songsim.errors import SongsimError, UnknownTrackError
-from songsim.ratings import Rating, RatingsLog, append_rating, latest_ratings, load_ratings
-from songsim.studies import OWN_METRIC, UPLOAD_QUERY_PREFIX, QueueItem, Study, join_panel, rater_queue
+from songsim.studies.ratings import Rating, RatingsLog, append_rating, latest_ratings, load_ratings
+from songsim.studies.study import OWN_METRIC, UPLOAD_QUERY_PREFIX, QueueItem, Study, join_panel, rater_queue
 
 PASSCODES_SECTION = "study_passcodes"
 OWNER_PASSCODE_KEY = "owner_passcode"
@@ -163,7 +163,7 @@ class RaterSession:
 def open_session(catalogue_root: str | Path, study_name: str, rater: str, *, log: RatingsLog | None = None) -> RaterSession:
     """Join ``rater`` to the study's panel (if new) and read their queue and ratings back.
 
-    ``log``: ``ratings.csv`` already read (:func:`songsim.ratings.load_ratings`, any studies),
+    ``log``: ``ratings.csv`` already read (:func:`songsim.studies.ratings.load_ratings`, any studies),
     e.g. from a cache; read here when ``None``."""
     root = Path(catalogue_root)
     study = join_panel(root, study_name, rater)
@@ -194,11 +194,10 @@ def song_audio(catalogue: Catalogue, study: Study, song_id: str) -> Path:
     return Path(catalogue.track(song_id)["path"])
 
 
-
 def study_overview(study: Study, latest: pd.DataFrame) -> dict:
     """One row of the owner's study table: settings, panel and how much is judged.
 
-    ``latest`` is :func:`songsim.ratings.latest_ratings` output (any studies). ``judged`` is
+    ``latest`` is :func:`songsim.studies.ratings.latest_ratings` output (any studies). ``judged`` is
     the share of the study's R × pairs rating slots filled (R = raters per pair), capped at 1
     per pair, so it reaches 100 % when every pair has its R ratings.
     """

@@ -69,8 +69,9 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from songsim import __version__
-from songsim.errors import SongsimError
+from songsim.errors import StudyError
 from songsim.files import write_json
+from songsim.neighbours import METRICS as SEARCH_METRICS
 
 if TYPE_CHECKING:  # the search modules import torch: loaded only where runs are computed
     import pandas as pd
@@ -83,17 +84,14 @@ STUDIES_DIRNAME = "studies"
 BROAD_SCALE = {0: "not similar", 1: "somewhat similar", 2: "very similar"}
 FINE_RANGE = (0.0, 100.0)
 UPLOAD_QUERY_PREFIX = "upload:"
-#: "own": each space searched with its own similarity (:attr:`songsim.spaces.Space.metric`)
+#: "own" in a study file: each space searched with its own similarity
+#: (:attr:`songsim.spaces.base.Space.metric`; ``metric=None`` of :func:`songsim.query.search`)
 OWN_METRIC = "own"
-METRICS = (OWN_METRIC, "cosine", "euclidean")
+METRICS = (OWN_METRIC, *SEARCH_METRICS)
 MAX_RATER_LENGTH = 64
 #: seconds a study read-modify-write waits for another process holding the study's lock
 LOCK_TIMEOUT_S = 60.0
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
-class StudyError(SongsimError):
-    """A study that cannot be created, found, read or changed; the message says why and the fix."""
 
 
 @dataclass
@@ -136,6 +134,12 @@ class Study:
             f"Query {query_id!r} is not in study {self.name!r}; its queries are "
             f"{', '.join(q.query_id for q in self.queries[:10])}{' …' if len(self.queries) > 10 else ''}."
         )
+
+    @property
+    def search_metric(self) -> str | None:
+        """The ``metric`` of :func:`songsim.query.search` for this study's runs (``None``: each
+        space's own, stored as ``"own"``)."""
+        return None if self.metric == OWN_METRIC else self.metric
 
     @property
     def n_pairs(self) -> int:
@@ -308,8 +312,8 @@ def select_queries(catalogue: Catalogue, n: int, *, seed: int) -> list[str]:
 
 def _check_space(catalogue: Catalogue, space: str) -> None:
     """:class:`StudyError` unless ``space`` is a registered space built in ``catalogue``."""
-    from songsim.build import built_space_names
-    from songsim.spaces import space_names
+    from songsim.spaces.base import space_names
+    from songsim.spaces.store import built_space_names
 
     if space not in space_names():
         raise StudyError(f"Unknown space {space!r}: choose from {', '.join(space_names())}.")
@@ -364,22 +368,19 @@ def _space_runs(
     through the space's fitted transform. The query itself is never returned; with
     ``artist_filter`` no track of the query's artist is either.
     """
-    from songsim.build import load_built_space, open_index
-    from songsim.query import embed_upload, neighbours_of
+    from songsim.query import SpaceLoader, search
 
-    space = load_built_space(catalogue, space_name)
-    index = open_index(catalogue, space, metric=space.metric if metric == OWN_METRIC else metric)
+    loader = SpaceLoader(catalogue)
+    space = loader.space(space_name)
+    chosen = None if metric == OWN_METRIC else metric
     runs = []
     for query in queries:
         upload = uploads.get(query.query_id)
-        if upload is None:
-            row = catalogue.row_of(query.query_id)
-            vector = space.vectors_[row]
-        else:
-            row = upload.catalogue_row
-            vector = embed_upload(catalogue, space, upload, load_space=lambda name: load_built_space(catalogue, name))
-        found = neighbours_of(catalogue, index, vector=vector, query_row=row, k=k, exclude_artist=artist_filter)
-        runs.append([catalogue.track_id_at(i) for i in found.indices])
+        found = search(
+            catalogue, space, track_id=None if upload else query.query_id, upload=upload, k=k, metric=chosen,
+            exclude_artist=artist_filter, loader=loader,
+        )  # fmt: skip
+        runs.append(found.track_ids(catalogue))
     return runs
 
 
@@ -606,7 +607,7 @@ def rater_slot(study: Study, rater: str) -> int:
     if rater not in study.raters:
         raise StudyError(
             f"Rater {rater!r} has not joined study {study.name!r}: join the panel first "
-            f"(enter the name on the rating page, or songsim.studies.join_panel)."
+            f"(enter the name on the rating page, or songsim.studies.study.join_panel)."
         )
     return study.raters.index(rater) % max(study.panel_size, 1)
 
@@ -654,34 +655,21 @@ def rater_queue(study: Study, rater: str) -> list[QueueItem]:
     return sorted(items, key=lambda item: _order_key(study.seed, "order", rater, item.query_id))
 
 
-def _rated_pairs(latest: pd.DataFrame, rater: str, *, study: str | None = None) -> set[tuple[str, str]]:
-    """(query_id, candidate_id) pairs ``rater`` has rated in ``latest`` (of ``study`` if given)."""
-    mask = latest["rater"] == rater
-    if study is not None:
-        mask &= latest["study"] == study
-    rows = latest[mask]
+def _rated_pairs(latest: pd.DataFrame, rater: str, *, study: str) -> set[tuple[str, str]]:
+    """(query_id, candidate_id) pairs ``rater`` has rated in ``latest`` for the study ``study``."""
+    rows = latest[(latest["rater"] == rater) & (latest["study"] == study)]
     return set(zip(rows["query_id"], rows["candidate_id"]))
 
 
 def progress(study: Study, rater: str, latest: pd.DataFrame) -> tuple[int, int]:
     """(rated, assigned): how many of the rater's assigned pairs have a rating.
 
-    ``latest`` is :func:`songsim.ratings.latest_ratings` output (any studies; filtered here).
+    ``latest`` is :func:`songsim.studies.ratings.latest_ratings` output (any studies; filtered here).
     """
     rater = check_rater_name(rater)
     assigned = assigned_pairs(study, rater)
     done = _rated_pairs(latest, rater, study=study.name)
     return sum(pair in done for pair in assigned), len(assigned)
-
-
-def next_unrated(queue: Sequence[QueueItem], latest: pd.DataFrame, rater: str) -> tuple[str, str] | None:
-    """The first (query_id, candidate_id) of ``queue`` that ``rater`` has not rated, else None.
-
-    ``latest`` must hold the ratings of the queue's study only
-    (``latest_ratings(load_ratings(root, study=name).events)``): the queue does not name it.
-    """
-    done = _rated_pairs(latest, check_rater_name(rater))
-    return next(((item.query_id, c) for item in queue for c in item.candidates if (item.query_id, c) not in done), None)
 
 
 def study_summary(study: Study) -> dict:

@@ -59,7 +59,7 @@ from typing import NamedTuple
 import numpy as np
 
 from songsim.config import SAMPLE_RATE_HZ
-from songsim.errors import SongsimError
+from songsim.errors import SoundFontError
 
 DRUM_BANK = 128  # General-MIDI percussion kits live in bank 128
 MAX_RELEASE_S = 3.0  # release tails are cut this long after note-off
@@ -107,10 +107,6 @@ _INST = np.dtype([("name", "S20"), ("bag", "<u2")])
 _SHDR = np.dtype([("name", "S20"), ("start", "<u4"), ("end", "<u4"), ("loop_start", "<u4"),
                   ("loop_end", "<u4"), ("rate", "<u4"), ("pitch", "u1"),
                   ("correction", "i1"), ("link", "<u2"), ("type", "<u2")])
-
-
-class SoundFontError(SongsimError):
-    """The SoundFont file is missing, not a SoundFont 2 file, or structurally broken."""
 
 
 class Note(NamedTuple):

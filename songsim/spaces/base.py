@@ -1,0 +1,194 @@
+"""The ``Space`` contract and the registry of space types.
+
+A *space* turns every catalogue song into a vector and can embed a new song through the same
+fitted objects (never a refit). Each space declares the *inputs* it consumes, by name; its
+``fit`` and ``transform`` receive a dict from those names to values for m songs. The input
+names are registered in :mod:`songsim.spaces.inputs`, which computes them for catalogue songs
+and uploads alike:
+
+- ``"handcrafted"``: (m, D) float32, :func:`songsim.features.handcrafted_features`;
+- ``"mel"``: m log-mel spectrograms, each (N_MELS, n_frames) float32 (memory-mapped);
+- ``"chroma"``: m chromagrams, each (12, n_frames) float32 (memory-mapped);
+- ``"metadata"``: (m, 11) float, the Spotify-style features (NaN where unknown; uploads are
+  measured by :mod:`songsim.measure`);
+- ``"key"``: m strings (track ids, or uploads' content fingerprints) — for controls that
+  ignore the audio;
+- ``"space:<name>"``: (m, dim) float32, the songs' vectors in another space (built first).
+
+A space class says what it is through class attributes — ``name``, ``description``,
+``inputs``, ``required_labels``, ``metric`` (its own similarity), ``family`` (where it comes
+from), ``trainable`` (its ``fit`` takes :class:`TrainingOptions`) and ``embeds_uploads`` —
+so nothing outside the class keeps a list of which spaces are which.
+
+The registry holds every space type by name, in registration order. It is complete whatever
+a caller imports: :mod:`songsim.spaces` (the package) imports every built-in family module.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from songsim.errors import NotBuiltError, UnknownSpaceError
+
+#: ``Space.family`` of the spaces songsim ships, in the order they are listed
+BUILT_IN_FAMILIES = ("baseline", "learned", "literature")
+
+#: prefix of the inputs that are another space's vectors (``"space:triplet"``)
+SPACE_INPUT_PREFIX = "space:"
+
+#: on_epoch(space_name, epoch 1-based, max_epochs, train_loss, val_loss or None)
+SpaceEpochFn = Callable[[str, int, int, float, "float | None"], None]
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    """How to train, as opposed to what: passed by ``build``/``train`` to trainable spaces.
+
+    Attributes
+    ----------
+    device : str, optional
+        ``"cpu"``, ``"cuda"``, ``"mps"``; default :func:`songsim.train.choose_device`.
+    max_epochs : int, optional
+        Overrides every model's ``max_epochs`` (a changed value retrains: see :attr:`fit_tag`).
+    on_epoch : callable, optional
+        ``on_epoch(space_name, epoch, max_epochs, train_loss, val_loss)`` after every epoch.
+    catalogue_fingerprint : str
+        Stored in the checkpoints (set by ``build``).
+    resume_path, resume_key : str
+        Where training keeps its state after every epoch and the fit it belongs to (set by
+        ``build``: the space's folder and fit key), so a killed build resumes a training from
+        its last finished epoch (:class:`songsim.train.ResumeFile`); ``None``: no resume file.
+    """
+
+    device: str | None = None
+    max_epochs: int | None = None
+    on_epoch: SpaceEpochFn | None = None
+    catalogue_fingerprint: str = ""
+    resume_path: str | None = None
+    resume_key: str = ""
+
+    @property
+    def fit_tag(self) -> str:
+        """Suffix of the stored fit's key: ``""``, or ``"-epochs<N>"`` when overridden."""
+        return "" if self.max_epochs is None else f"-epochs{self.max_epochs}"
+
+
+class Space(ABC):
+    """An embedding space, scikit-learn style: nothing in ``__init__`` but settings,
+    fitted attributes end in ``_``, :meth:`fit` returns ``self``.
+
+    Attributes
+    ----------
+    vectors_ : np.ndarray [shape=(n_tracks, dim), float32]
+        The catalogue's embedding, rows in ``tracks.csv`` order (set by :meth:`fit`).
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    #: names of the inputs ``fit`` and ``transform`` receive (see the module docstring)
+    inputs: ClassVar[tuple[str, ...]]
+    #: catalogue label columns the space needs (it is skipped when they are missing)
+    required_labels: ClassVar[tuple[str, ...]] = ()
+    #: bump when the space's algorithm changes, so stored fits become stale
+    version: ClassVar[int] = 1
+    #: the similarity its vectors are made for, the default wherever neighbours are searched:
+    #: "cosine" (direction) or "euclidean" (−distance, for vectors whose length means something)
+    metric: ClassVar[str] = "cosine"
+    #: where the space comes from: one of :data:`BUILT_IN_FAMILIES` for songsim's own
+    family: ClassVar[str] = "baseline"
+    #: whether ``fit`` trains a model and so takes ``training=TrainingOptions(...)`` (epochs,
+    #: device, progress, resume file), and an epochs override is part of its fit key
+    trainable: ClassVar[bool] = False
+    #: whether :meth:`transform` can embed a song that is not in the catalogue (an upload)
+    embeds_uploads: ClassVar[bool] = True
+
+    vectors_: np.ndarray
+
+    @abstractmethod
+    def fit(self, inputs: dict[str, Any], *, labels: dict[str, np.ndarray], seed: int = 0) -> "Space":
+        """Fit on the catalogue's ``inputs`` (row order of ``tracks.csv``) and set ``vectors_``.
+
+        ``labels`` maps every column of ``tracks.csv`` to an (n_tracks,) object array. A
+        :attr:`trainable` space takes one more keyword, ``training`` (:class:`TrainingOptions`).
+        """
+
+    @abstractmethod
+    def transform(self, inputs: dict[str, Any]) -> np.ndarray:
+        """Embed new songs: ``inputs`` for m songs → (m, dim) float32, through the fitted objects."""
+
+    @property
+    def dim(self) -> int:
+        """Embedding size."""
+        return int(self._fitted().shape[1])
+
+    def _fitted(self) -> np.ndarray:
+        vectors = getattr(self, "vectors_", None)
+        if vectors is None:
+            raise NotBuiltError(f"Space {self.name!r} is not fitted yet: run `python -m songsim build DIR`.")
+        return vectors
+
+
+_SPACE_TYPES: dict[str, type[Space]] = {}
+
+
+def register_space(cls: type[Space]) -> type[Space]:
+    """Class decorator adding a space type to the registry under ``cls.name``."""
+    _SPACE_TYPES[cls.name] = cls
+    return cls
+
+
+def space_names(*, family: str | None = None) -> list[str]:
+    """Names of every registered space (only those of ``family`` when given), in
+    registration order."""
+    return [name for name, cls in _SPACE_TYPES.items() if family is None or cls.family == family]
+
+
+def space_type(name: str) -> type[Space]:
+    """The registered class for ``name``; :class:`UnknownSpaceError` names the valid ones."""
+    try:
+        return _SPACE_TYPES[name]
+    except KeyError:
+        raise UnknownSpaceError(f"Unknown space {name!r}: choose one of {', '.join(_SPACE_TYPES)}.") from None
+
+
+def describe_space(space_cls: type[Space]) -> dict[str, Any]:
+    """What a registered space is, as plain JSON types: name, description, inputs, required
+    labels, metric, whether it is trainable and can embed uploads, its family and origin
+    (``"built-in"`` for songsim's own families)."""
+    return {
+        "name": space_cls.name,
+        "description": space_cls.description,
+        "inputs": list(space_cls.inputs),
+        "required_labels": list(space_cls.required_labels),
+        "metric": space_cls.metric,
+        "trainable": bool(space_cls.trainable),
+        "embeds_uploads": bool(space_cls.embeds_uploads),
+        "family": space_cls.family,
+        "origin": "built-in" if space_cls.family in BUILT_IN_FAMILIES else space_cls.family,
+        "version": int(space_cls.version),
+    }
+
+
+def space_dependencies(space_cls: type[Space]) -> list[str]:
+    """Names of the spaces whose vectors ``space_cls`` consumes (its ``"space:<name>"`` inputs)."""
+    return [name.removeprefix(SPACE_INPUT_PREFIX) for name in space_cls.inputs if name.startswith(SPACE_INPUT_PREFIX)]
+
+
+def in_build_order(names: list[str] | tuple[str, ...]) -> list[str]:
+    """``names`` plus every space they depend on, each after its dependencies."""
+    ordered: list[str] = []
+
+    def visit(name: str) -> None:
+        if name not in ordered:
+            for dependency in space_dependencies(space_type(name)):
+                visit(dependency)
+            ordered.append(name)
+
+    for name in names:
+        visit(name)
+    return ordered

@@ -1,0 +1,228 @@
+"""Where a catalogue's fitted spaces, maps and indexes live, and when they are current.
+
+Layout inside ``<catalogue>/.songsim/``::
+
+    features/<kind>/...          the per-track feature cache (songsim.features), keyed by content
+    spaces/<name>/space.joblib   a fitted space (save_space / load_space)
+    spaces/<name>/meta.json      its fit key, dim, n_tracks, fit seconds, fitted-at time
+    spaces/<name>/training-state.pt   a trainable space's state after its last finished epoch
+    spaces/<name>/maps/<method>.pkl   a fitted 2-D map; <method>.json: its fit key, trustworthiness
+    spaces/<name>/annoy-<metric>.ann  the annoy index of a large catalogue (memory-mapped)
+
+A **fit key** is the fingerprint of everything a fit depends on: the space's name, algorithm
+version and seed, the catalogue's fingerprint, the feature settings, the fit keys of the
+spaces it builds on and — for a trainable space — an epochs override
+(:func:`current_fit_key`). A stored fit whose key equals the key computed now is current;
+:mod:`songsim.stages` turns these keys into the states the pages show, and
+:func:`songsim.build.build` refits what is not current. A map's key extends its space's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+import joblib
+import numpy as np
+
+from songsim import config
+from songsim.catalogue import Catalogue
+from songsim.errors import NotBuiltError, SongsimError
+from songsim.files import atomic_write, read_json, write_json
+from songsim.maps import MAP_SAMPLE_SIZE, MIN_ROWS, FittedMap, fit_map, load_map, map_methods, save_map
+from songsim.neighbours import DEFAULT_ANNOY_ABOVE, NeighbourIndex, make_index
+from songsim.spaces.base import Space, TrainingOptions, space_dependencies, space_names, space_type
+
+SPACE_FILE = "space.joblib"
+META_FILE = "meta.json"
+#: version tag of the feature settings inside every fit key
+FEATURES_VERSION = "handcrafted-v1"
+#: a trainable space's training state after its last finished epoch, while it trains
+#: (:class:`songsim.train.ResumeFile`): a killed build resumes the training from there
+TRAINING_STATE_FILE = "training-state.pt"
+#: the label a large catalogue's map sample is stratified by (when the catalogue has it)
+MAP_SAMPLE_STRATA = "genre"
+
+
+def space_dir(derived_dir: Path, name: str) -> Path:
+    """Folder of one fitted space inside ``<catalogue>/.songsim``."""
+    return Path(derived_dir) / "spaces" / name
+
+
+def space_fit_key(space_cls: type[Space], inputs_fingerprint: str, seed: int) -> str:
+    """The fingerprint a stored fit must carry to be current."""
+    return f"{space_cls.name}-v{space_cls.version}-seed{seed}-{inputs_fingerprint}"
+
+
+def is_current_version(space_cls: type[Space], fit_key: str | None) -> bool:
+    """Whether a stored fit key was made by this version of the space's algorithm (a fit of an
+    older version may take other inputs: it cannot embed uploads, and counts as not built)."""
+    return fit_key is not None and fit_key.startswith(f"{space_cls.name}-v{space_cls.version}-")
+
+
+def save_space(space: Space, folder: Path, *, fit_key: str, fit_seconds: float) -> None:
+    """Store a fitted space atomically (a crash never leaves a half-written fit behind)."""
+    with atomic_write(folder / SPACE_FILE) as handle:
+        joblib.dump(space, handle)
+    write_json(
+        folder / META_FILE,
+        {
+            "name": space.name,
+            "fit_key": fit_key,
+            "dim": space.dim,
+            "n_tracks": int(space.vectors_.shape[0]),
+            "fit_seconds": round(fit_seconds, 3),
+            "fitted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        },
+    )
+
+
+def stored_meta(folder: Path) -> dict:
+    """What :func:`save_space` recorded (fit key, dim, n_tracks, fit_seconds, fitted_at);
+    empty when nothing is stored."""
+    return read_json(folder / META_FILE) or {}
+
+
+def stored_fit_key(folder: Path) -> str | None:
+    """The fit key of the space stored in ``folder``, or ``None`` if there is none."""
+    return stored_meta(folder).get("fit_key")
+
+
+def load_space(folder: Path) -> Space:
+    """Load a fitted space stored by :func:`save_space`."""
+    path = folder / SPACE_FILE
+    if not path.is_file():
+        raise NotBuiltError(f"No fitted space in {folder}: run `python -m songsim build` on the catalogue.")
+    try:
+        return joblib.load(path)
+    except (ModuleNotFoundError, AttributeError) as exc:  # a class an older songsim kept elsewhere
+        raise NotBuiltError(
+            f"{path} was stored by an older songsim ({exc}): rebuild it with "
+            f"`python -m songsim build {folder.parents[2]} --spaces {folder.name}`."
+        ) from None
+    except Exception as exc:  # a truncated or foreign file
+        raise SongsimError(f"{path} is unreadable ({exc}): delete it and run `python -m songsim build` again.") from None
+
+
+def features_cache_dir(catalogue: Catalogue) -> Path:
+    """Per-track feature cache, shared by catalogue tracks and uploads (keyed by content)."""
+    return catalogue.derived_dir / "features"
+
+
+def map_path(catalogue: Catalogue, space_name: str, method: str) -> Path:
+    """Where the fitted ``method`` map of ``space_name`` is stored."""
+    return space_dir(catalogue.derived_dir, space_name) / "maps" / f"{method}.pkl"
+
+
+def _map_strata(catalogue: Catalogue) -> np.ndarray | None:
+    return catalogue.labels(MAP_SAMPLE_STRATA) if catalogue.has_labels(MAP_SAMPLE_STRATA) else None
+
+
+def map_fit_key(catalogue: Catalogue, space_name: str, method: str, *, seed: int = 0) -> str:
+    """The key a map fitted now would be stored with: the space's stored fit key, the method,
+    the seed and — where the method fits on a sample of a large catalogue (maps.py docstring)
+    — the sample size and the labels it is stratified by."""
+    key = f"{stored_fit_key(space_dir(catalogue.derived_dir, space_name))}-{method}-seed{seed}"
+    sample_size = map_sample_size()
+    if len(catalogue) > sample_size and not map_methods()[method].fit_on_all:
+        strata = _map_strata(catalogue)
+        labels = "none" if strata is None else hashlib.sha256("\0".join(map(str, strata)).encode()).hexdigest()[:12]
+        key += f"-sample{sample_size}-by-{MAP_SAMPLE_STRATA}-{labels}"
+    return key
+
+
+def map_is_current(catalogue: Catalogue, space_name: str, method: str, *, seed: int = 0) -> bool:
+    """Whether the stored map was fitted on the space's current fit, with today's rule."""
+    meta = read_json(map_path(catalogue, space_name, method).with_suffix(".json")) or {}
+    return meta.get("fit_key") == map_fit_key(catalogue, space_name, method, seed=seed)
+
+
+def fit_and_store_map(catalogue: Catalogue, space: Space, method: str, *, seed: int = 0) -> FittedMap:
+    """Fit a 2-D map of ``space`` and store it beside the space (atomically). Above
+    :data:`~songsim.maps.MAP_SAMPLE_SIZE` tracks the fitted sample keeps the genres' shares."""
+    fitted = fit_map(space.vectors_, method=method, seed=seed, strata=_map_strata(catalogue), sample_size=map_sample_size())
+    path = map_path(catalogue, space.name, method)
+    save_map(fitted, path)
+    write_json(
+        path.with_suffix(".json"),
+        {"fit_key": map_fit_key(catalogue, space.name, method, seed=seed), "trustworthiness": float(fitted.trustworthiness_)},
+    )
+    return fitted
+
+
+def load_or_fit_map(catalogue: Catalogue, space: Space, method: str, *, seed: int = 0) -> FittedMap:
+    """The stored map if current and readable, else a fresh fit that is then stored."""
+    if map_is_current(catalogue, space.name, method, seed=seed):
+        try:
+            return load_map(map_path(catalogue, space.name, method))
+        except SongsimError:  # damaged, or pickled by an older songsim: refit it
+            pass
+    return fit_and_store_map(catalogue, space, method, seed=seed)
+
+
+def missing_labels(space_cls: type[Space], catalogue: Catalogue) -> list[str]:
+    """Label columns ``space_cls`` needs that the catalogue lacks."""
+    return [c for c in space_cls.required_labels if not catalogue.has_labels(c)]
+
+
+def load_current_space(folder: Path, key: str) -> Space | None:
+    """The space stored in ``folder`` if it was fitted with ``key`` and loads; ``None`` means
+    fit it (again): a stored file that no longer loads is refitted, not an error."""
+    if stored_fit_key(folder) != key:
+        return None
+    try:
+        return load_space(folder)
+    except SongsimError:
+        return None
+
+
+def current_fit_key(
+    space_cls: type[Space], catalogue: Catalogue, catalogue_key: str, *, seed: int = 0, training: TrainingOptions | None = None
+) -> str:
+    """The fit key :func:`build` gives ``space_cls`` now: the catalogue fingerprint
+    (``catalogue_key``, :meth:`Catalogue.fingerprint`), the feature settings, the stored fit
+    keys of the spaces it builds on, the seed and — for a trainable space — the epochs override of
+    ``training`` (:attr:`songsim.spaces.base.TrainingOptions.fit_tag`). A stored fit with this key
+    is current."""
+    upstream = "-".join(stored_fit_key(space_dir(catalogue.derived_dir, d)) or "" for d in space_dependencies(space_cls))
+    tag = (training or TrainingOptions()).fit_tag if space_cls.trainable else ""
+    return space_fit_key(space_cls, f"{catalogue_key}-{FEATURES_VERSION}-{upstream}{tag}", seed)
+
+
+def built_space_names(catalogue: Catalogue) -> list[str]:
+    """Registered spaces with a stored fit of their current version in this catalogue, in
+    registry order (a fit by an older songsim must be rebuilt before it is used)."""
+    return [n for n in space_names() if is_current_version(space_type(n), stored_fit_key(space_dir(catalogue.derived_dir, n)))]
+
+
+def open_index(catalogue: Catalogue, space: Space, *, metric: str) -> NeighbourIndex:
+    """The neighbour index of a fitted space: exact up to ``$SONGSIM_ANNOY_ABOVE`` tracks
+    (default :data:`songsim.neighbours.DEFAULT_ANNOY_ABOVE`), else an annoy index stored beside
+    the space (memory-mapped, so every app session shares one copy)."""
+    return make_index(
+        space.vectors_, metric=metric, path=space_dir(catalogue.derived_dir, space.name) / f"annoy-{metric}.ann",
+        annoy_above=config.size_setting(config.ANNOY_ABOVE_ENV, DEFAULT_ANNOY_ABOVE, minimum=0),
+    )
+
+
+def map_sample_size() -> int:
+    """Tracks above which UMAP, t-SNE and the 2-D autoencoder fit on a sample and place the
+    rest: ``$SONGSIM_MAP_SAMPLE_SIZE``, default :data:`songsim.maps.MAP_SAMPLE_SIZE`."""
+    return config.size_setting(config.MAP_SAMPLE_SIZE_ENV, MAP_SAMPLE_SIZE, minimum=MIN_ROWS)
+
+
+def load_built_space(catalogue: Catalogue, name: str) -> Space:
+    """The fitted space ``name`` stored in this catalogue (:class:`NotBuiltError` if none, or
+    if it was fitted by an older version of the space's algorithm)."""
+    cls = space_type(name)
+    folder = space_dir(catalogue.derived_dir, name)
+    key = stored_fit_key(folder)
+    if key is not None and not is_current_version(cls, key):
+        raise NotBuiltError(
+            f"Space {name!r} in {catalogue.root} was fitted by an older songsim (its algorithm is now version "
+            f"{cls.version}): rebuild it with `python -m songsim build {catalogue.root} --spaces {name}` or on the Models page."
+        )
+    return load_space(folder)
+
+
