@@ -102,7 +102,7 @@ def main() -> None:
         train_s[name] = round(time.perf_counter() - started, 2)
         conditions[name] = {**_conditions(), "cpu_s": round(time.process_time() - cpu_started, 2)}
         fitted[name] = space
-        figures[name] = _summary(evaluate_space(catalogue, space, seed=args.seed))
+        figures[name] = _summary(evaluate_space(catalogue, space, seed=args.seed, metric="cosine"))
         euclidean[name] = _summary(evaluate_space(catalogue, space, seed=args.seed, metric="euclidean"))
 
     test_rows = next((s.test_rows_ for s in fitted.values() if hasattr(s, "test_rows_")), None)
@@ -110,7 +110,7 @@ def main() -> None:
         for name in (*BASELINES, "spectrogram-pca", "spectrogram-l2"):
             if name in fitted:
                 same_queries = SimpleNamespace(name=name, vectors_=fitted[name].vectors_, test_rows_=test_rows)
-                figures[f"{name}@test"] = _summary(evaluate_space(catalogue, same_queries, seed=args.seed))
+                figures[f"{name}@test"] = _summary(evaluate_space(catalogue, same_queries, seed=args.seed, metric="cosine"))
                 euclidean[f"{name}@test"] = _summary(evaluate_space(catalogue, same_queries, seed=args.seed, metric="euclidean"))
 
     result: dict = {
@@ -139,7 +139,7 @@ def main() -> None:
             "kept": lstm.reduction_,
             "val_genre_p@5": lstm.reduction_scores_,
             "test": {
-                r: _summary(evaluate_space(catalogue, SimpleNamespace(name=r, vectors_=v, test_rows_=lstm.test_rows_), seed=args.seed))
+                r: _summary(evaluate_space(catalogue, SimpleNamespace(name=r, vectors_=v, test_rows_=lstm.test_rows_), seed=args.seed, metric="cosine"))
                 for r, v in reductions.items()
             },
         }

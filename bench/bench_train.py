@@ -101,13 +101,13 @@ def main() -> None:
             space.fit(inputs, labels=labels, seed=args.seed)
         train_s[name] = round(time.perf_counter() - started, 2)
         fitted[name] = space
-        figures[name] = evaluate_space(catalogue, space, seed=args.seed)
+        figures[name] = evaluate_space(catalogue, space, seed=args.seed, metric="cosine")
 
     test_rows = next((s.test_rows_ for s in fitted.values() if hasattr(s, "test_rows_")), None)
     if test_rows is not None:
         for name in BASELINES:
             same_queries = SimpleNamespace(name=name, vectors_=fitted[name].vectors_, test_rows_=test_rows)
-            figures[f"{name}@test"] = evaluate_space(catalogue, same_queries, seed=args.seed)
+            figures[f"{name}@test"] = evaluate_space(catalogue, same_queries, seed=args.seed, metric="cosine")
 
     def p5(name: str, label: str) -> float | None:
         return figures.get(name, {}).get(f"{label}_p@5")

@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from pages.common import load_catalogue_cached, ratings_log_cached, run_through_app
+from songsim.config import AUDIO_EXTENSIONS
 from songsim.errors import SongsimError
 from songsim.query import store_upload, track_labels
 from songsim.spaces.store import built_space_names
@@ -49,7 +50,7 @@ with st.expander("Create a study", expanded=not names):
         labels = dict(zip(track_labels(catalogue), catalogue.track_ids))
         picked = st.multiselect("…or hand-pick the queries", list(labels), help="When set, these replace the drawn queries.")
         uploads = st.file_uploader(
-            "…and/or add uploaded songs as queries", type=["wav", "flac", "ogg", "mp3"], accept_multiple_files=True
+            "…and/or add uploaded songs as queries", type=[e.lstrip(".") for e in AUDIO_EXTENSIONS], accept_multiple_files=True
         )
         left, middle, right = st.columns(3)
         raters_per_pair = left.number_input("Raters per pair", min_value=1, value=2)

@@ -84,7 +84,7 @@ from songsim.metrics import (
     top_n_overlap,
 )
 from songsim.neighbours import ExactIndex, artist_keys, exclusion_mask
-from songsim.query import SpaceLoader, search
+from songsim.query import SpaceLoader, resolve_metric, search
 from songsim.spaces.base import space_type
 from songsim.spaces.store import built_space_names, load_built_space
 
@@ -119,7 +119,7 @@ ProgressFn = Callable[[str, float, str], None]
 _Outcome = tuple[dict[str, float], int] | str
 
 
-def evaluate_space(catalogue: Catalogue, space: Any, *, seed: int = 0, k: int = 5, metric: str = "cosine") -> dict[str, Any]:
+def evaluate_space(catalogue: Catalogue, space: Any, *, seed: int = 0, k: int = 5, metric: str | None = None) -> dict[str, Any]:
     """Every label-based figure of one fitted space (see the module docstring).
 
     Parameters
@@ -133,8 +133,9 @@ def evaluate_space(catalogue: Catalogue, space: Any, *, seed: int = 0, k: int = 
         Seed of the ranking protocol's draws and of the clusterings.
     k : int >= 1
         Neighbours per query for the P@k, year and hubness figures.
-    metric : {"cosine", "euclidean"}
-        Similarity of every figure: cosine, or ``−‖a − b‖``.
+    metric : {"cosine", "euclidean"} or None
+        Similarity of every figure: cosine, or ``−‖a − b‖``; ``None``: the space's own
+        (:attr:`songsim.spaces.base.Space.metric`).
 
     Returns
     -------
@@ -153,6 +154,7 @@ def evaluate_space(catalogue: Catalogue, space: Any, *, seed: int = 0, k: int = 
     name = getattr(space, "name", type(space).__name__)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise SongsimError(f"k must be an integer >= 1; got {k!r}.")
+    metric = resolve_metric(space, metric)
     vectors = _space_vectors(catalogue, space, name)
     n = vectors.shape[0]
     queries = _query_rows(space, n, name)
@@ -264,7 +266,7 @@ def evaluate_catalogue(
     for i, name in enumerate(names):
         report("evaluate", i / len(names), f"{name}: {len(catalogue)} tracks")
         space = load_built_space(catalogue, name)
-        results[name] = evaluate_space(catalogue, space, seed=seed, k=k, metric=metric or space.metric)
+        results[name] = evaluate_space(catalogue, space, seed=seed, k=k, metric=metric)
     report("done", 1.0, f"evaluated {len(names)} space(s)")
     return {"spaces": results, "n_tracks": len(catalogue), "seed": int(seed), "k": int(k), "metric": metric or "each space's own"}
 

@@ -21,6 +21,10 @@ Stages, in the order a build runs them:
     A 2-D map of a stored space: *done* when fitted on the space's current fit, *stale* when
     the space was refitted since or is itself stale, *missing* when not stored.
 
+This is the one truth about states: the Catalogue page shows :func:`stage_states`, the Models
+page :func:`space_states` (the space rows of the same computation, with dim and fit time), and
+``python -m songsim spaces DIR`` :func:`describe_spaces`.
+
 Nothing here decodes audio; the only file it reads in full is an audio file whose size or
 modification time changed since it was last hashed (:meth:`Catalogue.audio_fingerprints`).
 """

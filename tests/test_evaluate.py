@@ -19,7 +19,10 @@ EMOTIONS = ("happy", "calm", "angry", "sad")
 
 
 class FakeSpace:
-    """A fitted space as evaluate sees it: a name, ``vectors_`` and optionally ``test_rows_``."""
+    """A fitted space as evaluate sees it: a name, its own ``metric``, ``vectors_`` and
+    optionally ``test_rows_``."""
+
+    metric = "cosine"
 
     def __init__(self, vectors, *, name="fake", test_rows=None):
         self.name = name

@@ -78,6 +78,8 @@ FIVE = [("q", "A", "X"), ("a", "A", "X"), ("b", "A", "Y"), ("c", "B", "Z"), ("d"
 
 
 class FakeSpace:
+    metric = "cosine"
+
     def __init__(self, vectors, test_rows=None):
         self.name = "fake"
         self.vectors_ = np.asarray(vectors, dtype=np.float32)

@@ -15,13 +15,18 @@ from songsim.catalogue import load_catalogue
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
 
-@pytest.fixture
-def app(built_catalogue, monkeypatch):
-    monkeypatch.setenv("SONGSIM_CATALOGUE", str(built_catalogue))
+def open_app(catalogue: Path, monkeypatch) -> AppTest:
+    """The app serving ``catalogue``, after its first run (on Explore)."""
+    monkeypatch.setenv("SONGSIM_CATALOGUE", str(catalogue))
     at = AppTest.from_file(APP, default_timeout=180)
     at.run()
     assert not at.exception, at.exception
     return at
+
+
+@pytest.fixture
+def app(built_catalogue, monkeypatch):
+    return open_app(built_catalogue, monkeypatch)
 
 
 def decoded(array) -> list:
@@ -115,11 +120,7 @@ def test_bad_upload_shows_an_error_not_a_traceback(app):
 @pytest.fixture
 def trained_app(trained_catalogue, monkeypatch):
     """The app on the catalogue with trained spaces (wavenet among them)."""
-    monkeypatch.setenv("SONGSIM_CATALOGUE", str(trained_catalogue))
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return open_app(trained_catalogue, monkeypatch)
 
 
 def test_each_space_starts_at_its_own_similarity(trained_app):

@@ -55,3 +55,26 @@ def test_models_page_shows_the_literature_models_their_curves_and_list_figures(t
         assert any(label.startswith(f"**{name}** · 64-d") for label in labels), name
     charts = [c.proto.SerializeToString() for c in at.get("vega_lite_chart")]
     assert any(b"generator" in chart and b"discriminator" in chart for chart in charts)  # ALI's two losses
+
+
+def test_the_models_and_catalogue_pages_agree_that_a_space_is_stale(built_catalogue, tmp_path, monkeypatch):
+    import shutil
+
+    import soundfile as sf
+
+    root = Path(shutil.copytree(built_catalogue, tmp_path / "copy"))
+    audio, sr_hz = sf.read(root / "audio" / "pads-00.wav")
+    sf.write(root / "audio" / "pads-00.wav", audio[::-1], sr_hz)  # the same length, other audio
+    monkeypatch.setenv("SONGSIM_CATALOGUE", str(root))
+    monkeypatch.setenv("SONGSIM_HOME", str(tmp_path / "home"))
+    at = AppTest.from_file(APP, default_timeout=300).run()
+    at.switch_page("pages/models.py").run()
+    assert not at.exception, at.exception
+    models = at.dataframe[0].value.set_index("space")
+    assert models.loc["handcrafted", "state"] == "stale" and "audio changed" in models.loc["handcrafted", "detail"]
+    assert models.loc["random", "state"] == "stale"
+    assert any(b.label.startswith("Build ") and "handcrafted" in b.label for b in at.button)
+    at.switch_page("pages/catalogue.py").run()
+    assert not at.exception, at.exception
+    stages = next(df.value for df in at.dataframe if "stage" in df.value.columns).set_index("stage")["state"]
+    assert stages["space:handcrafted"] == "stale" and stages["space:random"] == "stale"
