@@ -32,8 +32,8 @@ from songsim.query import (
 )
 from songsim.spaces.store import built_space_names
 
-#: the map methods, UMAP first (the page's default), labelled as registered
-MAP_METHODS = {name: method.label for name, method in sorted(map_methods().items(), key=lambda item: item[0] != "umap")}
+#: the map methods in registry order (UMAP first: the page's default), labelled as registered
+MAP_METHODS = {name: method.label for name, method in map_methods().items()}
 K = 5
 # Up to this many tracks the search box lists every track and the browser filters them as the
 # user types. Above, it filters per keystroke too slowly (100 000 options: seconds per key in

@@ -342,13 +342,6 @@ def _fit_tsne(
 
 
 register_map_method(
-    "pca",
-    _fit_pca,
-    label="PCA",
-    description="Linear projection on the two main axes.",
-    fit_on_all=True,  # one dim x dim covariance: linear in rows, no sample needed
-)
-register_map_method(
     "umap",
     _fit_umap,
     label="UMAP",
@@ -359,6 +352,13 @@ register_map_method(
     _fit_tsne,
     label="t-SNE",
     description="Preserves local neighbourhoods; distances between clusters mean little.",
+)
+register_map_method(
+    "pca",
+    _fit_pca,
+    label="PCA",
+    description="Linear projection on the two main axes.",
+    fit_on_all=True,  # one dim x dim covariance: linear in rows, no sample needed
 )
 
 

@@ -247,7 +247,7 @@ def test_register_a_new_method(monkeypatch, vectors, tmp_path):
     monkeypatch.setattr(maps, "_REGISTRY", dict(maps._REGISTRY))
     method = register_map_method("first2", fit_first_two, label="First two axes")
     assert "first2" in map_methods() and map_methods()["first2"] is method
-    assert list(map_methods())[:3] == ["pca", "umap", "tsne"]
+    assert list(map_methods())[:3] == ["umap", "tsne", "pca"]
     fitted = fit_map(vectors, method="first2", metric="euclidean")
     np.testing.assert_allclose(fitted.coords_, vectors[:, :2] * 10.0)
     np.testing.assert_allclose(fitted.transform(vectors[:3]), vectors[:3, :2] * 10.0)
