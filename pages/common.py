@@ -25,7 +25,15 @@ from songsim.maps import FittedMap, warm_up
 from songsim.neighbours import NeighbourIndex
 from songsim.spaces.base import Space, space_type
 from songsim.query import SpaceLoader, Upload, embed_upload
-from songsim.spaces.store import built_space_names, load_built_space, load_or_fit_map, open_index, space_dir, stored_fit_key
+from songsim.spaces.store import (
+    META_FILE,
+    built_space_names,
+    load_built_space,
+    load_or_fit_map,
+    open_index,
+    space_dir,
+    stored_fit_key,
+)
 from songsim.studies.panel import owner_passcode_accepted
 from songsim.studies.ratings import RatingsLog, load_ratings, ratings_path
 
@@ -145,8 +153,15 @@ def _catalogue(root: str, state: tuple[int, int]) -> Catalogue:
 
 def current_fit_key(root: str, name: str) -> str:
     """The fit key of the space stored now (``""`` when none): it keys every cache of the
-    space, its maps and indexes, so a rebuild is picked up without clearing other caches."""
-    return stored_fit_key(space_dir(config.derived_dir(Path(root)), name)) or ""
+    space, its maps and indexes, so a rebuild is picked up without clearing other caches.
+    Its ``meta.json`` is read once per version of the file (a rerun costs a ``stat``)."""
+    folder = space_dir(config.derived_dir(Path(root)), name)
+    return _stored_fit_key(str(folder), file_state(folder / META_FILE))
+
+
+@st.cache_resource(show_spinner=False, max_entries=256)
+def _stored_fit_key(folder: str, state: tuple[int, int]) -> str:
+    return stored_fit_key(Path(folder)) or ""
 
 
 def load_space_cached(root: str, name: str) -> Space:

@@ -196,7 +196,7 @@ def evaluate_space(catalogue: Catalogue, space: Any, *, seed: int = 0, k: int = 
     year = _labelled(catalogue, "year", queries)
     settle([f"year_distance@{k}"], year if isinstance(year, str) else _year_distance(top_k, *year, k=k))
     settle(["hubness_skew", "orphans"], _hubness(top_k, n, k=k))
-    settle(LIST_FIGURES, _reference_overlap(catalogue, index, geometry, queries))
+    settle(LIST_FIGURES, _reference_overlap(catalogue, top_k, geometry, queries))
 
     order = [f for f in _figure_names(k) if f in figures]
     return {
@@ -518,13 +518,14 @@ def _reference_tiers(catalogue: Catalogue) -> np.ndarray | str:
     return np.stack([pd.factorize(pd.Series(column, dtype=object))[0] for column in (albums, list(artists))], axis=1)
 
 
-def _reference_overlap(catalogue: Catalogue, index: ExactIndex, geometry: _Geometry, queries: np.ndarray) -> _Outcome:
+def _reference_overlap(catalogue: Catalogue, top_k: TopK, geometry: _Geometry, queries: np.ndarray) -> _Outcome:
     """Top-n overlap and normalised edit distance against the album > artist reference list
     (see the module docstring), for n in :data:`OVERLAP_NS`."""
     keys = _reference_tiers(catalogue)
     if isinstance(keys, str):
         return keys
-    n_items = index.n_items
+    n_items = len(catalogue)
+    everyone = np.ones(n_items, dtype=bool)
     depth = min(max(OVERLAP_NS), n_items - 1)
     if depth < 1:
         return f"the catalogue has {n_items} track(s); a reference list needs at least 2"
@@ -540,7 +541,7 @@ def _reference_overlap(catalogue: Catalogue, index: ExactIndex, geometry: _Geome
         if relevant.size == 0:
             continue
         reference = relevant[np.lexsort((-geometry.similarity(q, relevant), -tier[relevant]))]
-        retrieved = index.query_row(int(q), k=depth).indices
+        retrieved = top_k(int(q), depth, everyone, False)
         for n in OVERLAP_NS:
             m = min(n, reference.size, depth)
             overlap[n].append(top_n_overlap(reference[:m], retrieved[:n], n))
