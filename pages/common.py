@@ -23,7 +23,7 @@ from songsim.catalogue import TRACKS_CSV, Catalogue, load_catalogue
 from songsim.errors import SongsimError
 from songsim.maps import FittedMap, warm_up
 from songsim.neighbours import NeighbourIndex
-from songsim.spaces.base import Space, space_type
+from songsim.spaces.base import Space
 from songsim.query import SpaceLoader, Upload, embed_upload
 from songsim.spaces.store import (
     META_FILE,
@@ -32,6 +32,7 @@ from songsim.spaces.store import (
     load_or_fit_map,
     open_index,
     space_dir,
+    space_info,
     stored_fit_key,
 )
 from songsim.studies.panel import owner_passcode_accepted
@@ -263,7 +264,7 @@ def render_sidebar(catalogue: Catalogue, *, is_demo: bool) -> None:
             "Embedding space",
             names,
             key="space",
-            help="\n\n".join(f"**{n}**: {space_type(n).description}" for n in names),
+            help="\n\n".join(f"**{n}**: {space_info(catalogue, n).description}" for n in names),
         )
 
 

@@ -3,6 +3,7 @@
 import itertools
 from contextlib import nullcontext
 
+import numpy as np
 import streamlit as st
 
 from pages.common import (
@@ -30,6 +31,8 @@ from songsim.query import (
     track_labels,
     upload_metadata,
 )
+from songsim.spaces.base import covered_rows
+from songsim.spaces.pretrained import query_tags
 from songsim.spaces.store import built_space_names
 
 #: the map methods in registry order (UMAP first: the page's default), labelled as registered
@@ -98,8 +101,9 @@ def pick_from_search() -> None:
 
 @st.cache_resource(show_spinner=False)
 def map_index(root: str, space_name: str, method: str, fit_key: str) -> ExactIndex:
-    """Euclidean neighbours on the 2-D map, to compare with the space's own."""
-    return ExactIndex(load_map_cached(root, space_name, method).coords_, metric="euclidean")
+    """Euclidean neighbours on the 2-D map, to compare with the space's own (tracks with no
+    vector have no point: NaN coordinates, held at 0 here and never returned)."""
+    return ExactIndex(np.nan_to_num(load_map_cached(root, space_name, method).coords_, nan=0.0), metric="euclidean")
 
 
 @st.cache_resource(show_spinner="Drawing the map…", max_entries=16)
@@ -195,7 +199,7 @@ except SongsimError as exc:
 found_in_space = result.neighbours
 found_on_map = neighbours_of(
     catalogue, map_index(root, space_name, method, fit_key), vector=resolved.point,
-    query_row=resolved.row, k=K, exclude_artist=exclude_artist,
+    query_row=resolved.row, k=K, exclude_artist=exclude_artist, candidates=covered_rows(space),
 )
 found = found_in_space if where == "space" else found_on_map
 
@@ -231,6 +235,9 @@ with list_column:
         track = catalogue.track(catalogue.tracks["track_id"].iat[resolved.row])
         st.caption(" · ".join(str(track[c]) for c in ("album", "year", "genre", "emotion") if track.get(c) is not None))
     st.audio(str(resolved.audio_path))
+    heard = query_tags(catalogue, space, track_id=None if upload else query["track_id"], upload=upload)
+    if heard:  # a tagger's space (musicnn): its top MSD tags for the query
+        st.caption("What the tagger hears (MusiCNN, Million Song Dataset tags): " + " · ".join(f"{tag} {p:.2f}" for tag, p in heard))
     if query["kind"] == "upload" and "metadata" in built_space_names(catalogue):
         with st.expander("Its Spotify-style features: measured, or imputed from the catalogue"):
             st.dataframe(upload_metadata(catalogue, upload, load_space=lambda name: load_space_cached(root, name)), hide_index=True)

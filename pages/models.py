@@ -9,7 +9,10 @@ from songsim.errors import SongsimError
 from songsim.evaluate import OVERLAP_NS, evaluate_catalogue, figures_table
 from songsim.plots import confusion_figure, loss_curves
 from songsim.spaces.learned import training_summary
-from songsim.spaces.store import built_space_names, space_dir, stored_meta
+from songsim.spaces.plugins import plugin_problems
+from songsim.neighbours import METRICS
+from songsim.spaces.imported import FORMATS as VECTOR_FORMATS
+from songsim.spaces.store import built_space_names, import_vector_bytes, space_dir, stored_meta
 from songsim.stages import MISSING, STALE, space_states
 
 FIGURES = {
@@ -53,8 +56,13 @@ built = built_space_names(catalogue)
 fit_keys = tuple((n, stored_meta(space_dir(catalogue.derived_dir, n)).get("fit_key", "")) for n in built)
 
 st.subheader("Spaces")
+for problem in plugin_problems():  # every other space works; the message names the plug-in and the fix
+    st.warning(f"Plug-in not loaded: {problem.message}")
 rows = space_states(root)
-st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={"fitted_at": "fitted at (UTC)", "fit_seconds": "fit s"})
+st.dataframe(
+    pd.DataFrame(rows), hide_index=True, width="stretch",
+    column_config={"fitted_at": "fitted at (UTC)", "fit_seconds": "fit s", "package": "plug-in package"},
+)  # fmt: skip
 buildable = [row["space"] for row in rows if row["state"] in (MISSING, STALE)]
 if buildable and st.button(f"Build {', '.join(buildable)}", type="primary"):
     with st.status(f"Building {', '.join(buildable)}…", expanded=True) as status:
@@ -66,7 +74,44 @@ if buildable and st.button(f"Build {', '.join(buildable)}", type="primary"):
             st.error(str(exc))
         else:
             status.update(label=f"Built {', '.join(report.built) or 'nothing'}", state="complete")
+            st.session_state.models_build_skipped = report.skipped  # shown once, after the rerun
             st.rerun()  # the caches are keyed by fit key: every session picks up the new fits
+
+for name, reason in st.session_state.pop("models_build_skipped", {}).items():
+    st.warning(f"Not built: {name} — {reason}")
+
+with st.expander("Import your own vectors as a space"):
+    st.caption(
+        "One vector per track: `.npz` (arrays `ids`, `vectors`), `.csv` or `.parquet` (a `track_id` column and one "
+        "column per dimension), `.npy` or the TensorBoard Projector's `vectors.tsv` with an ids file (one track id "
+        "or audio path per line, or the Projector's `metadata.tsv`). Tracks the file lacks are listed and left out."
+    )
+    with st.form("import-vectors", clear_on_submit=False):
+        import_name = st.text_input("Name of the space", placeholder="e.g. my-model")
+        vectors_upload = st.file_uploader("Vectors file", type=[f.lstrip(".") for f in VECTOR_FORMATS])
+        ids_upload = st.file_uploader("Ids file (for .npy and .tsv)", type=["txt", "tsv", "csv"])
+        import_metric = st.radio("The similarity the vectors are made for", METRICS, horizontal=True)
+        import_description = st.text_input("What the vectors are (optional)")
+        submitted = st.form_submit_button("Import")
+    if submitted:
+        if vectors_upload is None:
+            st.error("Choose the vectors file first.")
+        else:
+            try:
+                imported = import_vector_bytes(
+                    root, name=import_name.strip(), vectors=(vectors_upload.name, vectors_upload.getvalue()),
+                    ids=None if ids_upload is None else (ids_upload.name, ids_upload.getvalue()),
+                    metric=import_metric, description=import_description.strip(),
+                )  # fmt: skip
+            except SongsimError as exc:
+                st.error(str(exc))
+            else:
+                st.session_state.models_imported = imported.as_dict()
+                st.rerun()
+    if last := st.session_state.get("models_imported"):
+        st.success(f"Imported **{last['name']}**: {last['dim']}-d vectors for {last['n_covered']} of {last['n_tracks']} tracks.")
+        if last["missing"]:
+            st.info(f"No vector (left out of its searches, maps, figures and study pools): {', '.join(last['missing'][:50])}")
 
 st.subheader("Scored against the labels")
 st.caption(

@@ -18,19 +18,30 @@ from filelock import FileLock, Timeout
 from songsim import config
 from songsim.catalogue import Catalogue, load_catalogue
 from songsim.config import DEFAULT_MAP_METHODS
-from songsim.errors import SongsimError
+from songsim.errors import SongsimError, SpaceOutputError
 from songsim.features import feature_backend
-from songsim.spaces.base import Space, TrainingOptions, in_build_order, space_dependencies, space_names, space_type
+from songsim.spaces.base import (
+    Space,
+    TrainingOptions,
+    checked_vectors,
+    in_build_order,
+    space_dependencies,
+    space_names,
+    space_type,
+)
+from songsim.spaces.imported import ImportedSpace, imported_space_names
 from songsim.spaces.inputs import space_inputs
 from songsim.spaces.store import (
     TRAINING_STATE_FILE,
     current_fit_key,
     fit_and_store_map,
+    load_built_space,
     load_current_space,
     map_is_current,
     missing_labels,
     save_space,
     space_dir,
+    space_info,
     stored_fit_key,
 )
 
@@ -51,6 +62,8 @@ class BuildReport:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     built: list[str] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)
+    #: space -> why it was not built: labels the catalogue lacks, a space it needs was skipped, or
+    #: its fit gave unusable vectors (:func:`songsim.spaces.base.checked_vectors`)
     skipped: dict[str, str] = field(default_factory=dict)
     #: feature kind → {"computed": tracks analysed by this build, "reused": tracks found in the cache}
     features: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -92,7 +105,8 @@ def build(
     Parameters
     ----------
     spaces : sequence of str, optional
-        Space names to build; default: every registered space.
+        Space names to build (registered, or imported into the catalogue: only their maps are
+        fitted); default: every registered space and every imported one.
     map_methods : sequence of str
         2-D map methods fitted for every space.
     seed : int
@@ -142,10 +156,14 @@ def _build_locked(
     report = BuildReport(n_tracks=len(catalogue), feature_backend=feature_backend(n_jobs=n_jobs, dask_address=dask_address))
     report.stage_seconds["catalogue"] = time.perf_counter() - started
 
-    names = list(spaces) if spaces is not None else space_names()
-    space_classes = [space_type(name) for name in in_build_order(names)]
+    names = list(spaces) if spaces is not None else [*space_names(), *imported_space_names(catalogue.derived_dir)]
+    imported = [name for name in names if isinstance(space_info(catalogue, name), ImportedSpace)]
+    space_classes = [space_type(name) for name in in_build_order([n for n in names if n not in imported])]
     labels = {c: catalogue.labels(c) for c in catalogue.tracks.columns}
     fitted_spaces: dict[str, Space] = {}
+    for name in imported:  # stored by `songsim space import`: nothing to fit, only maps
+        fitted_spaces[name] = load_built_space(catalogue, name)
+        report.reused.append(name)
     for index, cls in enumerate(space_classes):
         lacking = missing_labels(cls, catalogue)
         unbuilt = [d for d in space_dependencies(cls) if d not in fitted_spaces]
@@ -183,6 +201,11 @@ def _build_locked(
         report_progress(stage, 0.5, f"{cls.name}: fitting")
         fit_started = time.perf_counter()
         space = cls().fit(inputs, labels=labels, seed=seed, **({"training": options} if cls.trainable else {}))
+        try:  # a space giving unusable vectors (a broken plug-in) is skipped: the others still build
+            space.vectors_ = checked_vectors(space, getattr(space, "vectors_", None), n_songs=len(catalogue), method="fit")
+        except SpaceOutputError as exc:
+            report.skipped[cls.name] = str(exc)
+            continue
         save_space(space, folder, fit_key=key, fit_seconds=time.perf_counter() - fit_started)
         (folder / TRAINING_STATE_FILE).unlink(missing_ok=True)  # the trained model is stored now
         fitted_spaces[cls.name] = space

@@ -8,6 +8,8 @@
     python -m songsim query DIR (--track ID | --audio FILE) [--space NAME] [-k 5]
                             [--metric cosine|euclidean] [--exclude-artist] --json
     python -m songsim spaces [DIR] [--json]       every registered space (with its dimension in DIR)
+    python -m songsim space import DIR --name NAME --vectors FILE [--ids FILE] [--metric cosine|euclidean]
+                                                   your own vectors as a space of the catalogue
     python -m songsim evaluate DIR [--spaces a,b] [--metric cosine|euclidean] [--json]
                                                    label-based scores of every space
     python -m songsim study create DIR --name NAME --spaces a,b [--queries 20] [--k 5] [--seed S]
@@ -107,8 +109,16 @@ def _cmd_build(args: argparse.Namespace) -> int:
             args.dir, spaces=spaces, map_methods=_map_methods(args.maps), seed=args.seed, n_jobs=args.jobs,
             on_progress=update, dask_address=args.dask,
         )
+    _print_skipped(report)
     print(json.dumps(report.as_dict(), indent=2))
     return 0
+
+
+def _print_skipped(report) -> None:
+    """One stderr line per space a build skipped, with the reason (labels the catalogue lacks,
+    a space it needs, or unusable vectors of a broken plug-in)."""
+    for name, reason in report.skipped.items():
+        print(f"skipped {name}: {reason}", file=sys.stderr)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -130,8 +140,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             args.dir, spaces=spaces, map_methods=(), seed=args.seed, n_jobs=args.jobs, on_progress=update, training=options,
             dask_address=args.dask,
         )
-    for name, reason in report.skipped.items():
-        print(f"skipped {name}: {reason}", file=sys.stderr)
+    _print_skipped(report)
     print(json.dumps(report.as_dict(), indent=2))
     return 0
 
@@ -165,17 +174,38 @@ def _cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_space_import(args: argparse.Namespace) -> int:
+    from songsim.spaces.store import import_vectors
+
+    report = import_vectors(
+        args.dir, name=args.name, vectors=args.vectors, ids=args.ids, metric=args.metric, description=args.description or ""
+    )
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        print(f"imported {report.name}: {report.dim}-d vectors for {report.n_covered} of {report.n_tracks} tracks from {report.source}")
+        if report.missing:
+            shown = ", ".join(report.missing[:20]) + (f" … and {len(report.missing) - 20} more" if len(report.missing) > 20 else "")
+            print(f"no vector (left out of its searches, maps, figures and study pools): {shown}")
+        print(f"its maps are fitted on first view, or now with `python -m songsim build {args.dir} --spaces {report.name}`")
+    return 0
+
+
 def _cmd_spaces(args: argparse.Namespace) -> int:
+    from songsim.spaces.plugins import plugin_problems
     from songsim.stages import describe_spaces
 
     rows = describe_spaces(args.dir)
+    for problem in plugin_problems():  # every other space is listed and works
+        print(f"warning: plug-in not loaded: {problem.message}", file=sys.stderr)
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
         for row in rows:
             traits = [row["metric"], *(["trainable"] if row["trainable"] else []), *(["embeds uploads"] if row["embeds_uploads"] else [])]
             built = f", {row['dim']}-d built" if row.get("dim") else ""
-            print(f"{row['name']:<16} {row['origin']:<9} {', '.join(traits)}{built}")
+            package = f" from {row['package']} {row['package_version']}" if row.get("package") else ""
+            print(f"{row['name']:<16} {row['origin']:<9} {', '.join(traits)}{built}{package}")
             print(f"{'':<16} {row['description']}")
             needs = f"inputs {', '.join(row['inputs'])}" + (f"; labels {', '.join(row['required_labels'])}" if row["required_labels"] else "")
             print(f"{'':<16} {needs}")
@@ -480,6 +510,18 @@ def make_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     evaluate.set_defaults(run=_cmd_evaluate)
+
+    space = sub.add_parser("space", help="spaces of one catalogue: import your own vectors")
+    space_sub = space.add_subparsers(dest="space_command", required=True)
+    imported = space_sub.add_parser("import", help="import one vector per track (.npy + --ids, .npz, .csv, .parquet, .tsv + --ids)")
+    imported.add_argument("dir", help="a catalogue folder holding tracks.csv")
+    imported.add_argument("--name", required=True, help="the space's name (lower-case letters, digits, _ . -)")
+    imported.add_argument("--vectors", required=True, help="the vectors file")
+    imported.add_argument("--ids", default=None, help="track ids (or audio paths), one per line: for .npy, and the Projector's metadata.tsv")
+    imported.add_argument("--metric", choices=METRICS, default="cosine", help="the similarity the vectors are made for")
+    imported.add_argument("--description", default=None, help="one line saying what the vectors are")
+    imported.add_argument("--json", action="store_true", help="print JSON")
+    imported.set_defaults(run=_cmd_space_import)
 
     spaces = sub.add_parser("spaces", help="every registered space: what it is, its inputs, labels, metric, origin")
     spaces.add_argument("dir", nargs="?", default="", help="a catalogue folder: also give each space's dimension there when built")

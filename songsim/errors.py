@@ -53,6 +53,19 @@ class UnknownSpaceError(SongsimError):
     """A space name that the registry does not know."""
 
 
+class PluginError(SongsimError):
+    """An installed plug-in space (entry-point group ``songsim.spaces``) that songsim cannot
+    use: its module fails to import, it is not a ``Space`` subclass, a class attribute is
+    missing or wrong, or its name is taken; the message names the entry point, its package and
+    the fix. Discovery collects these instead of raising them
+    (:func:`songsim.spaces.plugins.plugin_problems`)."""
+
+
+class SpaceOutputError(SongsimError):
+    """A space's ``fit`` or ``transform`` returned vectors of the wrong shape or type, or with
+    NaN/inf; the message names the space, the package it comes from and the fix."""
+
+
 class FeatureExtractionError(SongsimError):
     """Some files could not be turned into features; all the others were cached.
 
@@ -70,6 +83,21 @@ class FeatureExtractionError(SongsimError):
             f"{n_tracks - len(self.failures)} are cached; fix or remove these files and run "
             "again, only they will be computed):\n" + "\n".join(lines)
         )
+
+
+class ImportedSpaceError(SongsimError):
+    """A vectors file that cannot become an imported space (unreadable, malformed, unknown or
+    duplicated ids, non-finite values); the message names the file, the row and the fix."""
+
+
+class TensorBundleError(SongsimError):
+    """A TensorFlow checkpoint (tensor bundle) is missing, truncated, damaged (a CRC-32C
+    mismatch) or in a form the reader does not handle (:mod:`songsim.models.tf_bundle`)."""
+
+
+class MusicnnNotInstalledError(SongsimError):
+    """The ``musicnn`` wheel, which ships the pretrained MusiCNN weights, is not installed
+    (``pip install --no-deps -r requirements-models.txt``)."""
 
 
 class NotBuiltError(SongsimError):

@@ -85,8 +85,8 @@ from songsim.metrics import (
 )
 from songsim.neighbours import ExactIndex, artist_keys, exclusion_mask
 from songsim.query import SpaceLoader, resolve_metric, search
-from songsim.spaces.base import space_type
-from songsim.spaces.store import built_space_names, load_built_space
+from songsim.spaces.base import covered_rows
+from songsim.spaces.store import built_space_names, load_built_space, space_info
 
 __all__ = [
     "N_SAME",
@@ -157,7 +157,9 @@ def evaluate_space(catalogue: Catalogue, space: Any, *, seed: int = 0, k: int = 
     metric = resolve_metric(space, metric)
     vectors = _space_vectors(catalogue, space, name)
     n = vectors.shape[0]
+    covered = covered_rows(space)  # rows with a vector: the only queries and candidates
     queries = _query_rows(space, n, name)
+    queries = queries[covered[queries]]
     index = ExactIndex(vectors, metric=metric)
     top_k = _searcher(catalogue, space, index)
     geometry = _geometry(vectors, metric)
@@ -175,7 +177,7 @@ def evaluate_space(catalogue: Catalogue, space: Any, *, seed: int = 0, k: int = 
             n_queries[figure] = int(used)
 
     genre_p, genre_p_filtered = f"genre_p@{k}", f"genre_p@{k}_artist_filtered"
-    genre = _labelled(catalogue, "genre", queries)
+    genre = _labelled(catalogue, "genre", queries, covered)
     if isinstance(genre, str):
         settle([genre_p, genre_p_filtered, *RANKING_FIGURES, *CLUSTER_FIGURES], genre)
     else:
@@ -191,12 +193,12 @@ def evaluate_space(catalogue: Catalogue, space: Any, *, seed: int = 0, k: int = 
         settle(CLUSTER_FIGURES, _clustering(geometry, genre_queries, labels, seed=seed))
 
     emotion_p = f"emotion_p@{k}"
-    emotion = _labelled(catalogue, "emotion", queries)
+    emotion = _labelled(catalogue, "emotion", queries, covered)
     settle([emotion_p], emotion if isinstance(emotion, str) else _precision(top_k, *emotion, k=k, figure=emotion_p))
-    year = _labelled(catalogue, "year", queries)
+    year = _labelled(catalogue, "year", queries, covered)
     settle([f"year_distance@{k}"], year if isinstance(year, str) else _year_distance(top_k, *year, k=k))
-    settle(["hubness_skew", "orphans"], _hubness(top_k, n, k=k))
-    settle(LIST_FIGURES, _reference_overlap(catalogue, top_k, geometry, queries))
+    settle(["hubness_skew", "orphans"], _hubness(top_k, covered, k=k))
+    settle(LIST_FIGURES, _reference_overlap(catalogue, top_k, geometry, queries, covered))
 
     order = [f for f in _figure_names(k) if f in figures]
     return {
@@ -256,7 +258,7 @@ def evaluate_catalogue(
     if not names:
         raise NotBuiltError(f"No space is built in {catalogue.root}: run `python -m songsim build {catalogue.root}` first.")
     for name in names:
-        space_type(name)
+        space_info(catalogue, name)
         if name not in built:
             raise NotBuiltError(
                 f"Space {name!r} is not built in {catalogue.root}: run "
@@ -341,13 +343,15 @@ def _query_rows(space: Any, n: int, name: str) -> np.ndarray:
     return np.unique(rows)
 
 
-def _labelled(catalogue: Catalogue, column: str, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | str:
-    """``(labels (n,) object, known (n,) bool, the queries that have the label)``, or why
-    figures on ``column`` cannot be computed."""
+def _labelled(
+    catalogue: Catalogue, column: str, queries: np.ndarray, covered: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | str:
+    """``(labels (n,) object, known (n,) bool: labelled rows with a vector, the queries that
+    have the label)``, or why figures on ``column`` cannot be computed."""
     if not catalogue.has_labels(column):
         return f"the catalogue has no {column} labels"
     labels = catalogue.labels(column)
-    known = np.array([v is not None for v in labels], dtype=bool)
+    known = np.array([v is not None for v in labels], dtype=bool) & covered
     labelled_queries = queries[known[queries]]
     if labelled_queries.size == 0:
         return f"none of the {queries.size} query tracks has a {column} label"
@@ -431,12 +435,14 @@ def _year_distance(top_k: TopK, labels: np.ndarray, known: np.ndarray, queries: 
     return {f"year_distance@{k}": np.abs(years[found] - years[rows][:, None]).mean()}, rows.size
 
 
-def _hubness(top_k: TopK, n: int, *, k: int) -> _Outcome:
-    """Hubness of the top-k graph of every catalogue song (``n`` rows)."""
+def _hubness(top_k: TopK, covered: np.ndarray, *, k: int) -> _Outcome:
+    """Hubness of the top-k graph of every catalogue song with a vector (``covered``)."""
+    n = int(covered.sum())
     if n <= k:
         return f"the catalogue has {n} tracks; hubness at k={k} needs more than {k}"
-    _, found = _neighbours(top_k, np.arange(n), np.ones(n, dtype=bool), k=k)
-    hub = hubness(found, n)
+    rows = np.flatnonzero(covered)
+    _, found = _neighbours(top_k, rows, covered, k=k)
+    hub = hubness(np.searchsorted(rows, found), n)  # k-occurrence over the covered rows
     return {"hubness_skew": hub["skewness"], "orphans": hub["orphans"]}, n
 
 
@@ -518,15 +524,16 @@ def _reference_tiers(catalogue: Catalogue) -> np.ndarray | str:
     return np.stack([pd.factorize(pd.Series(column, dtype=object))[0] for column in (albums, list(artists))], axis=1)
 
 
-def _reference_overlap(catalogue: Catalogue, top_k: TopK, geometry: _Geometry, queries: np.ndarray) -> _Outcome:
+def _reference_overlap(
+    catalogue: Catalogue, top_k: TopK, geometry: _Geometry, queries: np.ndarray, covered: np.ndarray
+) -> _Outcome:
     """Top-n overlap and normalised edit distance against the album > artist reference list
-    (see the module docstring), for n in :data:`OVERLAP_NS`."""
+    (see the module docstring), for n in :data:`OVERLAP_NS`, among the rows with a vector."""
     keys = _reference_tiers(catalogue)
     if isinstance(keys, str):
         return keys
     n_items = len(catalogue)
-    everyone = np.ones(n_items, dtype=bool)
-    depth = min(max(OVERLAP_NS), n_items - 1)
+    depth = min(max(OVERLAP_NS), int(covered.sum()) - 1)
     if depth < 1:
         return f"the catalogue has {n_items} track(s); a reference list needs at least 2"
     overlap: dict[int, list[float]] = {n: [] for n in OVERLAP_NS}
@@ -537,11 +544,12 @@ def _reference_overlap(catalogue: Catalogue, top_k: TopK, geometry: _Geometry, q
             if keys[q, column] >= 0:
                 tier[keys[:, column] == keys[q, column]] = level
         tier[q] = 0
+        tier[~covered] = 0
         relevant = np.flatnonzero(tier)
         if relevant.size == 0:
             continue
         reference = relevant[np.lexsort((-geometry.similarity(q, relevant), -tier[relevant]))]
-        retrieved = top_k(int(q), depth, everyone, False)
+        retrieved = top_k(int(q), depth, covered, False)
         for n in OVERLAP_NS:
             m = min(n, reference.size, depth)
             overlap[n].append(top_n_overlap(reference[:m], retrieved[:n], n))

@@ -22,6 +22,12 @@ Three feature kinds are cached per track by :func:`extract_features`:
 ``"chroma"``
     :func:`chromagram`, the input of the chroma LSTM: 12 pitch classes per frame of the
     shared STFT.
+``"musicnn"``
+    :func:`musicnn_features`: the pretrained MusiCNN tagger (``MSD_musicnn``, torch port in
+    :mod:`songsim.models.musicnn`) on the clip resampled to 16 kHz -- its 200-d penultimate
+    layer and its 50 MSD tag probabilities, each the mean over the clip's 3 s patches
+    (``MUSICNN_DIM = 250`` values). Computed with one torch thread, like the BLAS pin below,
+    so every process gives the same numbers; on the GPU when there is one.
 """
 
 from __future__ import annotations
@@ -64,10 +70,13 @@ __all__ = [
     "feature_cache_path",
     "handcrafted_features",
     "log_mel_spectrogram",
+    "musicnn_features",
 ]
 
-FeatureKind = Literal["handcrafted", "mel", "chroma"]
-FEATURE_KINDS: tuple[str, ...] = ("handcrafted", "mel", "chroma")
+FeatureKind = Literal["handcrafted", "mel", "chroma", "musicnn"]
+FEATURE_KINDS: tuple[str, ...] = ("handcrafted", "mel", "chroma", "musicnn")
+#: the kinds that are one vector per track, returned stacked (n_tracks, dim) by extract_features
+VECTOR_KINDS: tuple[str, ...] = ("handcrafted", "musicnn")
 
 # Bump when the feature code changes in a way that changes its numbers: every cached file of
 # the old version is then ignored (it lives in a folder named by a hash of the settings).
@@ -123,6 +132,13 @@ group, 1-based coefficient number (omitted for single-row groups), statistic. Or
 (:data:`HANDCRAFTED_GROUPS`), then coefficient, then statistic (:data:`STATISTICS`)."""
 
 HANDCRAFTED_DIM = len(HANDCRAFTED_FEATURE_NAMES)  # D = 518
+
+# --- musicnn ----------------------------------------------------------------------------------
+MUSICNN_EMBEDDING_DIM = 200  # the penultimate layer of MSD_musicnn
+MUSICNN_N_TAGS = 50  # MSD tag probabilities, songsim.models.musicnn.msd_tags() order
+MUSICNN_DIM = MUSICNN_EMBEDDING_DIM + MUSICNN_N_TAGS  # one cached "musicnn" vector: embedding, then tags
+# Bump when the port or its input pipeline changes its numbers (songsim/models/musicnn.py).
+MUSICNN_PORT_VERSION = 1
 
 # Pool workers cost seconds to start (imports, numba caches), so small batches run in-process.
 MIN_TRACKS_FOR_POOL = 8
@@ -381,6 +397,71 @@ def chromagram(clip: np.ndarray, *, sr_hz: int = SAMPLE_RATE_HZ) -> np.ndarray:
     return chroma.astype(np.float32, copy=False)
 
 
+def musicnn_features(clip: np.ndarray, *, sr_hz: int = SAMPLE_RATE_HZ) -> np.ndarray:
+    """The pretrained MusiCNN tagger's view of a clip: embedding and tags, each averaged over
+    the clip's 3 s patches.
+
+    :func:`songsim.models.musicnn.embed_clip`: the clip resampled to 16 kHz, musicnn's
+    log-compressed 96-band mel spectrogram (in float32), cut into 187-frame patches, all
+    patches through ``MSD_musicnn`` in one batch (on :func:`songsim.train.choose_device`'s
+    device; the model is loaded once per process), then the mean over patches. One torch
+    thread and one BLAS thread, so the numbers do not depend on the process's thread count
+    (pool, Dask worker or app alike). About 0.5 s for a 30 s clip on one CPU core.
+
+    Parameters
+    ----------
+    clip : np.ndarray [shape=(n_samples,)]
+        Mono samples in full-scale units.
+    sr_hz : int
+        Sample rate of ``clip`` in hertz.
+
+    Returns
+    -------
+    np.ndarray [shape=(MUSICNN_DIM,), dtype=float32]
+        ``[:200]`` the penultimate layer (after its batch norm), ``[200:]`` the 50 MSD tag
+        probabilities in ``songsim.models.musicnn.msd_tags()`` order.
+    """
+    from songsim.models.musicnn import embed_clip  # deferred: torch and the weights load on first use
+
+    with _single_threaded_blas():
+        embedding, tags = embed_clip(clip, sr_hz=int(sr_hz))
+    return np.concatenate([embedding, tags]).astype(np.float32, copy=False)
+
+
+@lru_cache(maxsize=1)
+def _musicnn_settings() -> dict[str, object]:
+    """What changes the cached "musicnn" numbers: the port, its input, the weights, torch."""
+    import torch
+
+    from songsim.models import musicnn
+
+    try:
+        weights = musicnn.weights_digest()
+    except SongsimError:  # not installed: extract_features says so before computing anything
+        weights = "not installed"
+    return {
+        "port_version": MUSICNN_PORT_VERSION,
+        "model": musicnn.MODEL_FOLDER,
+        "weights_sha256": weights,
+        "model_sr_hz": musicnn.SR_HZ,
+        "model_n_fft": musicnn.N_FFT,
+        "model_hop_length": musicnn.HOP_LENGTH,
+        "model_n_mels": musicnn.N_MELS,
+        "patch_frames": musicnn.PATCH_FRAMES,
+        "log": "log10(10000 mel + 1), float32",
+        "summary": "mean over patches: penultimate (200), tag probabilities (50)",
+        "torch": ".".join(torch.__version__.split("+")[0].split(".")[:2]),
+    }
+
+
+def _check_musicnn_installed() -> None:
+    """Raise :class:`songsim.models.musicnn.MusicnnNotInstalledError` (names the install
+    command) when the musicnn package's model files are missing."""
+    from songsim.models.musicnn import weights_digest
+
+    weights_digest()
+
+
 def compute_features(clip: np.ndarray, *, kind: FeatureKind, sr_hz: int = SAMPLE_RATE_HZ):
     """One feature kind of one clip (what :func:`extract_features` caches per track).
 
@@ -388,20 +469,23 @@ def compute_features(clip: np.ndarray, *, kind: FeatureKind, sr_hz: int = SAMPLE
     ----------
     clip : np.ndarray [shape=(n_samples,)]
         Mono samples in full-scale units.
-    kind : {"handcrafted", "mel", "chroma"}
-        :func:`handcrafted_features`, :func:`log_mel_spectrogram` or :func:`chromagram`.
+    kind : {"handcrafted", "mel", "chroma", "musicnn"}
+        :func:`handcrafted_features`, :func:`log_mel_spectrogram`, :func:`chromagram` or
+        :func:`musicnn_features`.
     sr_hz : int
         Sample rate of ``clip`` in hertz.
 
     Returns
     -------
-    np.ndarray [shape=(HANDCRAFTED_DIM,), (N_MELS, n_frames) or (N_CHROMA, n_frames), dtype=float32]
+    np.ndarray [shape=(HANDCRAFTED_DIM,), (N_MELS, n_frames), (N_CHROMA, n_frames) or (MUSICNN_DIM,), dtype=float32]
     """
     _check_kind(kind)
     if kind == "handcrafted":
         return handcrafted_features(clip, sr_hz=sr_hz)
     if kind == "chroma":
         return chromagram(clip, sr_hz=sr_hz)
+    if kind == "musicnn":
+        return musicnn_features(clip, sr_hz=sr_hz)
     return log_mel_spectrogram(clip, sr_hz=sr_hz)
 
 
@@ -429,6 +513,8 @@ def _settings(kind: str) -> dict[str, object]:
         settings.update(n_mels=N_MELS, fmin_hz=MEL_FMIN_HZ, top_db=MEL_TOP_DB)
     elif kind == "chroma":
         settings.update(n_chroma=N_CHROMA, source="stft power", tuning=0.0, norm="inf")
+    elif kind == "musicnn":
+        settings.update(_musicnn_settings())
     else:
         from importlib.metadata import version
 
@@ -454,7 +540,7 @@ def feature_cache_dir(cache_dir: str | os.PathLike, kind: FeatureKind) -> Path:
     ----------
     cache_dir : str or path-like
         Root of the feature cache, e.g. ``<catalogue>/.songsim/features``.
-    kind : {"handcrafted", "mel", "chroma"}
+    kind : {"handcrafted", "mel", "chroma", "musicnn"}
 
     Returns
     -------
@@ -472,7 +558,7 @@ def feature_cache_path(cache_dir: str | os.PathLike, kind: FeatureKind, fingerpr
     ----------
     cache_dir : str or path-like
         Root of the feature cache.
-    kind : {"handcrafted", "mel", "chroma"}
+    kind : {"handcrafted", "mel", "chroma", "musicnn"}
     fingerprint : str
         Content fingerprint of the audio file (:func:`songsim.audio.file_fingerprint`).
 
@@ -505,6 +591,8 @@ def _load_cached(path: Path, kind: str, mmap_mode: Literal["r"] | None) -> np.nd
     if kind == "mel" and (array.ndim != 2 or array.shape[0] != N_MELS or array.shape[1] == 0):
         return None
     if kind == "chroma" and (array.ndim != 2 or array.shape[0] != N_CHROMA or array.shape[1] == 0):
+        return None
+    if kind == "musicnn" and (array.shape != (MUSICNN_DIM,) or not np.isfinite(array).all()):
         return None
     return array
 
@@ -606,7 +694,7 @@ def extract_features(
     fingerprints : sequence of str [length n_tracks]
         Content fingerprint of each file (:func:`songsim.audio.file_fingerprint`): the cache
         key, so a file whose content changed gets a new fingerprint and is recomputed.
-    kind : {"handcrafted", "mel", "chroma"}
+    kind : {"handcrafted", "mel", "chroma", "musicnn"}
         Which features: see :func:`compute_features`.
     cache_dir : str or path-like
         Root of the feature cache, e.g. ``<catalogue>/.songsim/features``; the files live in
@@ -625,8 +713,9 @@ def extract_features(
 
     Returns
     -------
-    np.ndarray [shape=(n_tracks, HANDCRAFTED_DIM), dtype=float32]
-        For ``kind="handcrafted"``, rows in input order.
+    np.ndarray [shape=(n_tracks, HANDCRAFTED_DIM) or (n_tracks, MUSICNN_DIM), dtype=float32]
+        For ``kind="handcrafted"`` and ``kind="musicnn"``, rows in input order (read whole,
+        whatever ``mmap_mode``).
     list of np.ndarray [length n_tracks, each shape=(N_MELS, n_frames), dtype=float32]
         For ``kind="mel"``, in input order; ``n_frames`` is 1 292 for a track of 30 s or
         more and fewer for a shorter one, so the arrays are not stacked. For
@@ -661,6 +750,10 @@ def extract_features(
     if dask_address is not None and (not isinstance(dask_address, str) or not dask_address.strip()):
         raise SongsimError(f"--dask must be a scheduler address such as 'tcp://HOST:8786'; got {dask_address!r}.")
     n_tracks = len(paths)
+    if kind == "musicnn":
+        _check_musicnn_installed()  # one clear error rather than one per file
+    if kind in VECTOR_KINDS:
+        mmap_mode = None  # small vectors, stacked below: read them whole
     folder = feature_cache_dir(cache_dir, kind)
     _prepare_folder(folder, kind)
 
@@ -715,9 +808,9 @@ def extract_features(
                 "(space, permissions, another process cleaning the folder) and run again."
             )
         loaded[fingerprint] = array
-    if kind == "handcrafted":
+    if kind in VECTOR_KINDS:
         if n_tracks == 0:
-            return np.zeros((0, HANDCRAFTED_DIM), dtype=np.float32)
+            return np.zeros((0, HANDCRAFTED_DIM if kind == "handcrafted" else MUSICNN_DIM), dtype=np.float32)
         return np.stack([loaded[fp] for fp in fingerprints]).astype(np.float32, copy=False)
     return [loaded[fp] for fp in fingerprints]
 

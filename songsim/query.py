@@ -27,9 +27,9 @@ from songsim.catalogue import Catalogue
 from songsim.errors import AudioDecodeError, SongsimError
 from songsim.files import atomic_write
 from songsim.neighbours import METRICS, NeighbourIndex, Neighbours, exclusion_mask
-from songsim.spaces.base import Space
+from songsim.spaces.base import Space, checked_vectors, covered_rows
 from songsim.spaces.inputs import space_inputs
-from songsim.spaces.store import features_cache_dir, load_built_space, open_index
+from songsim.spaces.store import built_space_names, features_cache_dir, load_built_space, open_index, space_info
 
 #: columns of a neighbour table besides rank and score
 TRACK_COLUMNS = ("track_id", "title", "artist", "album", "year", "genre", "emotion", "path")
@@ -85,7 +85,8 @@ def embed_upload(catalogue: Catalogue, space: Space, upload: Upload, *, load_spa
     """The vector of an uploaded song in ``space``, (dim,) float32, via the fitted transform.
 
     ``load_space(name)`` returns another fitted space, for spaces built on other spaces (the
-    upload is embedded there first).
+    upload is embedded there first). A transform giving another shape than the catalogue's
+    vectors, or NaN/inf, raises :class:`~songsim.errors.SpaceOutputError` naming the space.
     """
     inputs = space_inputs(
         type(space),
@@ -96,7 +97,7 @@ def embed_upload(catalogue: Catalogue, space: Space, upload: Upload, *, load_spa
         dependency_vectors=lambda name: embed_upload(catalogue, load_space(name), upload, load_space=load_space)[None, :],
         n_jobs=1,
     )
-    return space.transform(inputs)[0]
+    return checked_vectors(space, space.transform(inputs), n_songs=1, dim=space.dim, method="transform")[0]
 
 
 def neighbours_of(
@@ -196,6 +197,11 @@ def resolve_metric(space: Space, metric: str | None) -> str:
     return chosen
 
 
+def upload_capable_spaces(catalogue: Catalogue) -> list[str]:
+    """The built spaces of ``catalogue`` that can embed an uploaded song, in sidebar order."""
+    return [name for name in built_space_names(catalogue) if space_info(catalogue, name).embeds_uploads]
+
+
 def search(
     catalogue: Catalogue,
     space: str | Space,
@@ -240,14 +246,25 @@ def search(
     chosen = resolve_metric(fitted, metric)
     if (track_id is None) == (upload is None):
         raise SongsimError("A search needs one query: a catalogue track id or an uploaded song.")
+    covered = covered_rows(fitted)
     if upload is None:
         row = catalogue.row_of(track_id)
+        if not covered[row]:
+            raise SongsimError(
+                f"Space {fitted.name!r} has no vector for {track_id} (its imported file lacks it): pick another track, "
+                "or import a file that covers it."
+            )
         vector = np.asarray(fitted.vectors_[row], dtype=np.float32)
     else:
         if not fitted.embeds_uploads:
-            raise SongsimError(f"Space {fitted.name!r} cannot embed a new song: search it with a catalogue track instead.")
+            raise SongsimError(
+                f"Space {fitted.name!r} cannot embed a new song (it has vectors only for the catalogue's tracks): "
+                f"search {upload.name} in a space that can, e.g. {', '.join(upload_capable_spaces(catalogue)) or 'handcrafted'}."
+            )
         row = upload.catalogue_row
         vector = loader.upload_vector(fitted, upload)
+    if not covered.all():
+        candidates = covered if candidates is None else covered & np.asarray(candidates, dtype=bool)
     found = neighbours_of(
         catalogue, loader.index(fitted, chosen), vector=vector, query_row=row, k=k,
         exclude_artist=exclude_artist, candidates=candidates,

@@ -37,21 +37,23 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from songsim import config
 from songsim.build import DEFAULT_MAP_METHODS, DEFAULT_SPACES
 from songsim.catalogue import TRACKS_CSV, Catalogue, load_catalogue
 from songsim.errors import SongsimError
 from songsim.features import FEATURE_KINDS, feature_cache_dir
 from songsim.files import read_json
 from songsim.spaces.base import Space, describe_space, in_build_order, space_dependencies, space_names, space_type
+from songsim.spaces.imported import coverage_text, imported_space_names
 from songsim.spaces.store import (
     current_fit_key,
+    load_built_space,
     features_cache_dir,
     map_is_current,
     map_path,
     missing_labels,
     space_dir,
     stored_fit_key,
+    space_info,
     stored_meta,
 )
 
@@ -187,6 +189,18 @@ def _space_stage(
     return StageState(stage, DONE, detail)
 
 
+def _imported_stage(catalogue: Catalogue, name: str) -> StageState:
+    """An imported space is *done* once stored (it is never fitted); the detail says which
+    file it came from and which tracks it lacks, *error* when its files no longer load."""
+    stage = f"space:{name}"
+    try:
+        space = load_built_space(catalogue, name)
+    except SongsimError as exc:
+        return StageState(stage, ERROR, str(exc))
+    source = stored_meta(space_dir(catalogue.derived_dir, name)).get("source", "?")
+    return StageState(stage, DONE, f"imported from {source}: {space.dim}-d, {coverage_text(catalogue, space)}")
+
+
 def _map_stages(catalogue: Catalogue, name: str, space_state: str, map_methods: Sequence[str], *, seed: int) -> list[StageState]:
     maps_dir = map_path(catalogue, name, "x").parent
     extra = sorted(p.removesuffix(".json") for p in _stored_files(maps_dir) if p.endswith(".json") and not p.startswith("."))
@@ -248,15 +262,20 @@ def stage_states(
     labelled = [c for c in catalogue.tracks.columns if c not in ("track_id", "path") and catalogue.has_labels(c)]
     rows = [StageState("catalogue", DONE, f"{len(catalogue)} tracks; labels: {', '.join(labelled) or 'none'}")]
 
-    names = in_build_order(list(spaces) if spaces is not None else space_names())
+    imported = imported_space_names(catalogue.derived_dir)
+    wanted = list(spaces) if spaces is not None else [*space_names(), *imported]
+    names = in_build_order([n for n in wanted if n not in imported])
     rows += _feature_stages(catalogue, fingerprints, names)
     state_of: dict[str, str] = {}
-    space_rows = []
     for name in names:
         row = _space_stage(space_type(name), catalogue, catalogue_key, state_of, seed=seed)
         state_of[name] = row.state
-        space_rows.append(row)
-    rows += space_rows
+        rows.append(row)
+    for name in (n for n in wanted if n in imported):
+        row = _imported_stage(catalogue, name)
+        state_of[name] = row.state
+        rows.append(row)
+        names.append(name)
     for name in names:
         if state_of[name] in (DONE, STALE):
             rows += _map_stages(catalogue, name, state_of[name], map_methods, seed=seed)
@@ -293,31 +312,39 @@ def state_counts(states: Sequence[StageState]) -> dict[str, int]:
 
 
 def space_states(root: str | Path, *, seed: int = 0) -> list[dict]:
-    """One row per registered space for the Models page, in build order: its build state
+    """One row per registered space (then per imported space) for the Models page, in build order: its build state
     (:func:`stage_states`: *done*, *stale*, *missing*, *needs labels*) and why, its dim, fit
-    seconds and fitting time when stored, and what it is. Empty when the catalogue itself
+    seconds and fitting time when stored, what it is, and where it comes from (``origin``;
+    ``package``: "NAME VERSION" of a plug-in's package). Empty when the catalogue itself
     is not *done* (its :func:`stage_states` row says why)."""
     states = stage_states(root, seed=seed, map_methods=())
     if states[0].state != DONE:
         return []
-    derived = config.derived_dir(Path(root).expanduser().resolve())
+    catalogue = load_catalogue(root)
     rows = []
     for state in (s for s in states if s.kind == "space"):
-        meta = stored_meta(space_dir(derived, state.name))
+        meta = stored_meta(space_dir(catalogue.derived_dir, state.name))
+        described = describe_space(space_info(catalogue, state.name))
         rows.append({
             "space": state.name, "state": state.state, "detail": state.detail, "dim": meta.get("dim"),
             "fit_seconds": meta.get("fit_seconds"), "fitted_at": meta.get("fitted_at"),
-            "description": space_type(state.name).description,
+            "description": described["description"], "origin": described["origin"],
+            "package": f"{described['package']} {described['package_version']}" if described["package"] else None,
         })
     return rows
 
 
 def describe_spaces(root: str | Path | None = None) -> list[dict]:
     """Every registered space in registry order (:func:`songsim.spaces.base.describe_space`),
-    plus — given a catalogue folder — its ``state`` there and its ``dim`` when stored
-    (``None`` otherwise); what ``python -m songsim spaces [DIR] --json`` prints."""
-    found = {row["space"]: row for row in space_states(root)} if root else {}
+    plus — given a catalogue folder — its imported spaces (origin ``"imported"``), each
+    space's ``state`` there and its ``dim`` when stored (``None`` otherwise); what
+    ``python -m songsim spaces [DIR] --json`` prints."""
+    if not root:
+        return [describe_space(space_type(name)) for name in space_names()]
+    catalogue = load_catalogue(root)
+    found = {row["space"]: row for row in space_states(root)}
+    order = [*space_names(), *imported_space_names(catalogue.derived_dir)]
     return [
-        {**describe_space(space_type(name)), **({"state": found[name]["state"], "dim": found[name]["dim"]} if name in found else {})}
-        for name in space_names()
+        {**describe_space(space_info(catalogue, name)), "state": found[name]["state"], "dim": found[name]["dim"]}
+        for name in order if name in found
     ]

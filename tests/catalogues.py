@@ -70,7 +70,7 @@ def assert_upload_path_gives_catalogue_vectors(root: Path, space_name: str, *, a
 
 #: the spaces that tests/conftest.py's ``trained_catalogue`` builds beyond the default ones: every
 #: space whose labels this catalogue has (metadata, fusion-ae, triplet and ae-2d need Spotify-style
-#: features: tests/test_learned.py builds those on a catalogue of its own) ...
-TRAINED_SPACES = ("genre-cnn", "emotion-cnn", "spectrogram-pca", "spectrogram-l2", "wavenet", "chroma-lstm", "ali")
+#: features: tests/test_learned.py builds those on a catalogue of its own), the pretrained musicnn too ...
+TRAINED_SPACES = ("genre-cnn", "emotion-cnn", "spectrogram-pca", "spectrogram-l2", "wavenet", "chroma-lstm", "ali", "musicnn")
 #: ... each trainable one trained for this many epochs (an epochs override: its fit key says so)
 TRAINED_EPOCHS = 1

@@ -12,11 +12,15 @@ module             what it holds
 ``baseline``       ``handcrafted`` (librosa statistics + PCA) and ``random`` (the floor)
 ``learned``        the CNN genre/emotion, metadata, fusion-AE, ae-2d and triplet spaces
 ``literature``     the raw-spectrogram, WaveNet, chroma-LSTM and ALI spaces
+``pretrained``     ``musicnn``: the MusiCNN tagger trained on the Million Song Dataset (torch port)
+``plugins``        discovery of the plug-in spaces installed packages declare (entry-point
+                   group ``songsim.spaces``); ``plugin_problems`` lists those it refused
 =================  ==============================================================================
 
 Importing this package registers every built-in space, so the registry is complete whatever a
 caller imports first. **Adding a space** is one new module here with a ``@register_space``
-class, plus one import line below (README, "Add a space"). Modules inside ``songsim`` import
+class, plus one import line below (README, "Add a space"), or a package of its own that
+declares it as a plug-in (README, "Plug-in spaces"). Modules inside ``songsim`` import
 from the submodules (``songsim.spaces.base``, ``songsim.spaces.store``), never from this
 package, so no import cycle runs through it.
 """
@@ -24,6 +28,7 @@ package, so no import cycle runs through it.
 from songsim.spaces.base import Space, TrainingOptions, register_space, space_names, space_type
 from songsim.spaces.baseline import HandcraftedSpace, RandomSpace
 from songsim.spaces import learned, literature  # noqa: F401 - register the learned and literature spaces
+from songsim.spaces import pretrained  # noqa: F401 - register the pretrained spaces (musicnn)
 
 __all__ = [
     "HandcraftedSpace",
@@ -34,3 +39,9 @@ __all__ = [
     "space_names",
     "space_type",
 ]
+
+# last, after every built-in: installed plug-in spaces (entry-point group "songsim.spaces"),
+# whose names must not clash with the built-ins'; problems go to plugins.plugin_problems()
+from songsim.spaces.plugins import discover_plugins  # noqa: E402
+
+discover_plugins()

@@ -21,22 +21,25 @@ from), ``trainable`` (its ``fit`` takes :class:`TrainingOptions`) and ``embeds_u
 so nothing outside the class keeps a list of which spaces are which.
 
 The registry holds every space type by name, in registration order. It is complete whatever
-a caller imports: :mod:`songsim.spaces` (the package) imports every built-in family module.
+a caller imports: :mod:`songsim.spaces` (the package) imports every built-in family module,
+then registers the plug-in spaces of installed packages (:mod:`songsim.spaces.plugins`), each
+with the :class:`PluginSource` it comes from. What a space's ``fit`` and ``transform`` return
+is checked in one place, :func:`checked_vectors`, for built-in and plug-in spaces alike.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
-from songsim.errors import NotBuiltError, UnknownSpaceError
+from songsim.errors import NotBuiltError, SpaceOutputError, UnknownSpaceError
 
 #: ``Space.family`` of the spaces songsim ships, in the order they are listed
-BUILT_IN_FAMILIES = ("baseline", "learned", "literature")
+BUILT_IN_FAMILIES = ("baseline", "learned", "literature", "pretrained")
 
 #: prefix of the inputs that are another space's vectors (``"space:triplet"``)
 SPACE_INPUT_PREFIX = "space:"
@@ -86,6 +89,10 @@ class Space(ABC):
     ----------
     vectors_ : np.ndarray [shape=(n_tracks, dim), float32]
         The catalogue's embedding, rows in ``tracks.csv`` order (set by :meth:`fit`).
+    covered_ : np.ndarray [shape=(n_tracks,), bool], optional
+        Only for a space with no vector for some tracks (an imported file that lacks them):
+        which rows have one. Those rows are never searched, mapped or scored
+        (:func:`covered_rows`).
     """
 
     name: ClassVar[str]
@@ -133,13 +140,66 @@ class Space(ABC):
         return vectors
 
 
+def covered_rows(space: Space) -> np.ndarray:
+    """(n_tracks,) bool: the rows of ``space`` that have a vector (every row unless the space
+    sets ``covered_``)."""
+    covered = getattr(space, "covered_", None)
+    return np.ones(len(space.vectors_), dtype=bool) if covered is None else np.asarray(covered, dtype=bool)
+
+
+@dataclass(frozen=True)
+class PluginSource:
+    """Where a plug-in space comes from (:mod:`songsim.spaces.plugins`).
+
+    Attributes
+    ----------
+    package, package_version : str
+        The installed distribution that declares it, e.g. ``"songsim-toy-space"``, ``"0.1.0"``.
+    entry_point : str
+        Its line in the ``songsim.spaces`` group: ``"toy-mel-mean = songsim_toy_space:MelMeanSpace"``.
+    """
+
+    package: str
+    package_version: str
+    entry_point: str
+
+    def __str__(self) -> str:
+        return f"plug-in from package {self.package} {self.package_version}"
+
+
 _SPACE_TYPES: dict[str, type[Space]] = {}
+#: space name -> where it comes from, for the plug-in spaces
+_PLUGIN_SOURCES: dict[str, PluginSource] = {}
+#: entry-point (and, when known, space) name -> why that installed plug-in is not registered
+_UNLOADED_PLUGINS: dict[str, str] = {}
 
 
-def register_space(cls: type[Space]) -> type[Space]:
-    """Class decorator adding a space type to the registry under ``cls.name``."""
+def register_space(cls: type[Space], *, plugin: PluginSource | None = None) -> type[Space]:
+    """Class decorator adding a space type to the registry under ``cls.name``; ``plugin``:
+    the package it comes from, for a plug-in space (:mod:`songsim.spaces.plugins`)."""
     _SPACE_TYPES[cls.name] = cls
+    _PLUGIN_SOURCES.pop(cls.name, None)
+    if plugin is not None:
+        _PLUGIN_SOURCES[cls.name] = plugin
     return cls
+
+
+def unregister_space(name: str) -> None:
+    """Remove space type ``name`` from the registry (nothing happens if it is not there)."""
+    _SPACE_TYPES.pop(name, None)
+    _PLUGIN_SOURCES.pop(name, None)
+
+
+def plugin_source(name: str) -> PluginSource | None:
+    """The package plug-in space ``name`` comes from; ``None`` for songsim's own spaces."""
+    return _PLUGIN_SOURCES.get(name)
+
+
+def mark_plugin_unloaded(names: Sequence[str], reason: str) -> None:
+    """Remember that the plug-in known by ``names`` (its entry point's, its space's) was not
+    registered and why, so that :func:`space_type` says so instead of "unknown space"."""
+    for name in names:
+        _UNLOADED_PLUGINS[name] = reason
 
 
 def space_names(*, family: str | None = None) -> list[str]:
@@ -153,13 +213,17 @@ def space_type(name: str) -> type[Space]:
     try:
         return _SPACE_TYPES[name]
     except KeyError:
+        if name in _UNLOADED_PLUGINS:
+            raise UnknownSpaceError(f"Space {name!r} is an installed plug-in that songsim could not load: {_UNLOADED_PLUGINS[name]}") from None
         raise UnknownSpaceError(f"Unknown space {name!r}: choose one of {', '.join(_SPACE_TYPES)}.") from None
 
 
 def describe_space(space_cls: type[Space]) -> dict[str, Any]:
     """What a registered space is, as plain JSON types: name, description, inputs, required
     labels, metric, whether it is trainable and can embed uploads, its family and origin
-    (``"built-in"`` for songsim's own families)."""
+    (``"built-in"`` for songsim's own families, ``"plug-in"`` for an installed package's, whose
+    ``package``, ``package_version`` and ``entry_point`` are given; ``None`` for the others)."""
+    plugin = plugin_source(space_cls.name)
     return {
         "name": space_cls.name,
         "description": space_cls.description,
@@ -169,9 +233,66 @@ def describe_space(space_cls: type[Space]) -> dict[str, Any]:
         "trainable": bool(space_cls.trainable),
         "embeds_uploads": bool(space_cls.embeds_uploads),
         "family": space_cls.family,
-        "origin": "built-in" if space_cls.family in BUILT_IN_FAMILIES else space_cls.family,
+        "origin": "plug-in" if plugin else "built-in" if space_cls.family in BUILT_IN_FAMILIES else space_cls.family,
+        "package": plugin.package if plugin else None,
+        "package_version": plugin.package_version if plugin else None,
+        "entry_point": plugin.entry_point if plugin else None,
         "version": int(space_cls.version),
     }
+
+
+def checked_vectors(space: Space | type[Space], vectors: Any, *, n_songs: int, dim: int | None = None, method: str) -> np.ndarray:
+    """What a space's ``method`` (``"fit"`` or ``"transform"``) returned, checked: every build
+    and every upload pass through here, so no space, built-in or plug-in, hands a search, a map
+    or a study vectors it cannot use.
+
+    Parameters
+    ----------
+    space : Space or its class
+        The space (named in the error, with the package of a plug-in).
+    vectors : array-like [shape=(n_songs, dim)]
+        ``vectors_`` after ``fit``, or what ``transform`` returned; any real floating dtype.
+    n_songs : int
+        Rows expected: the catalogue's tracks after ``fit``, the songs embedded by ``transform``.
+    dim : int, optional
+        Columns expected (the fitted dimension, for ``transform``); any ``dim >= 1`` when ``None``.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_songs, dim), float32]
+
+    Raises
+    ------
+    SpaceOutputError
+        Not an array, another shape, a non-float dtype, or NaN/inf values; the message names
+        the space, its package and the fix.
+    """
+    produced = "its vectors_ after fit()" if method == "fit" else "transform()"
+    expected = f"({n_songs}, {'dim' if dim is None else dim})"
+    array = None if vectors is None else np.asarray(vectors)
+    if array is None or array.dtype == object:
+        problem = f"{produced} is {type(vectors).__name__}, not a numeric array"
+    elif array.ndim != 2 or array.shape[0] != n_songs or array.shape[1] < 1 or dim is not None and array.shape[1] != dim:
+        problem = f"{produced} has shape {array.shape}, expected {expected}"
+    elif not np.issubdtype(array.dtype, np.floating):
+        problem = f"{produced} has dtype {array.dtype}, expected a float dtype (float32)"
+    elif not np.isfinite(array).all():
+        problem = f"{produced} holds {int((~np.isfinite(array)).sum())} NaN or infinite values"
+    else:
+        return array.astype(np.float32, copy=False)
+    plugin = plugin_source(space.name)
+    if plugin is None:
+        fix = "this is a bug in songsim's own space: please report it"
+    else:
+        class_name = (space if isinstance(space, type) else type(space)).__name__
+        fix = (
+            f"fix {class_name}.{method} in package {plugin.package}, reinstall it and build the space again "
+            f"(`python -m songsim build DIR --spaces {space.name}`)"
+        )
+    raise SpaceOutputError(
+        f"Space {space.name!r}{f' ({plugin})' if plugin else ''}: {problem}. A space gives one finite float row per "
+        f"song, in one dim for catalogue songs and uploads alike; {fix}."
+    )
 
 
 def space_dependencies(space_cls: type[Space]) -> list[str]:

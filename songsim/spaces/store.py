@@ -11,8 +11,8 @@ Layout inside ``<catalogue>/.songsim/``::
 
 A **fit key** is the fingerprint of everything a fit depends on: the space's name, algorithm
 version and seed, the catalogue's fingerprint, the feature settings, the fit keys of the
-spaces it builds on and — for a trainable space — an epochs override
-(:func:`current_fit_key`). A stored fit whose key equals the key computed now is current;
+spaces it builds on, a plug-in's package version and — for a trainable space — an epochs
+override (:func:`current_fit_key`). A stored fit whose key equals the key computed now is current;
 :mod:`songsim.stages` turns these keys into the states the pages show, and
 :func:`songsim.build.build` refits what is not current. A map's key extends its space's.
 """
@@ -20,6 +20,7 @@ spaces it builds on and — for a trainable space — an epochs override
 from __future__ import annotations
 
 import hashlib
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,12 +28,29 @@ import joblib
 import numpy as np
 
 from songsim import config
-from songsim.catalogue import Catalogue
-from songsim.errors import NotBuiltError, SongsimError
+from songsim.catalogue import Catalogue, load_catalogue
+from songsim.errors import ImportedSpaceError, NotBuiltError, SongsimError, UnknownSpaceError
 from songsim.files import atomic_write, read_json, write_json
 from songsim.maps import MAP_SAMPLE_SIZE, MIN_ROWS, FittedMap, fit_map, load_map, map_methods, save_map
 from songsim.neighbours import DEFAULT_ANNOY_ABOVE, NeighbourIndex, make_index
-from songsim.spaces.base import Space, TrainingOptions, space_dependencies, space_names, space_type
+from songsim.spaces.base import (
+    Space,
+    TrainingOptions,
+    covered_rows,
+    plugin_source,
+    space_dependencies,
+    space_names,
+    space_type,
+)
+from songsim.spaces.imported import (
+    ImportedSpace,
+    ImportReport,
+    check_space_name,
+    import_space,
+    imported_space_names,
+    is_imported,
+    load_imported,
+)
 
 SPACE_FILE = "space.joblib"
 META_FILE = "meta.json"
@@ -140,8 +158,20 @@ def map_is_current(catalogue: Catalogue, space_name: str, method: str, *, seed: 
 
 def fit_and_store_map(catalogue: Catalogue, space: Space, method: str, *, seed: int = 0) -> FittedMap:
     """Fit a 2-D map of ``space`` and store it beside the space (atomically). Above
-    :data:`~songsim.maps.MAP_SAMPLE_SIZE` tracks the fitted sample keeps the genres' shares."""
-    fitted = fit_map(space.vectors_, method=method, seed=seed, strata=_map_strata(catalogue), sample_size=map_sample_size())
+    :data:`~songsim.maps.MAP_SAMPLE_SIZE` tracks the fitted sample keeps the genres' shares.
+    Rows with no vector (:func:`~songsim.spaces.base.covered_rows`) are left out of the fit
+    and get NaN coordinates (no point is drawn for them)."""
+    covered = covered_rows(space)
+    strata = _map_strata(catalogue)
+    fitted = fit_map(
+        space.vectors_[covered], method=method, seed=seed, strata=None if strata is None else strata[covered],
+        sample_size=map_sample_size(),
+    )  # fmt: skip
+    if not covered.all():
+        coords = np.full((len(covered), 2), np.nan, dtype=np.float32)
+        coords[covered] = fitted.coords_
+        coords.setflags(write=False)
+        fitted.coords_ = coords
     path = map_path(catalogue, space.name, method)
     save_map(fitted, path)
     write_json(
@@ -183,17 +213,35 @@ def current_fit_key(
     """The fit key :func:`build` gives ``space_cls`` now: the catalogue fingerprint
     (``catalogue_key``, :meth:`Catalogue.fingerprint`), the feature settings, the stored fit
     keys of the spaces it builds on, the seed and — for a trainable space — the epochs override of
-    ``training`` (:attr:`songsim.spaces.base.TrainingOptions.fit_tag`). A stored fit with this key
-    is current."""
+    ``training`` (:attr:`songsim.spaces.base.TrainingOptions.fit_tag`); for a plug-in space, its
+    package's version too (upgrading the package refits it). A stored fit with this key is current."""
     upstream = "-".join(stored_fit_key(space_dir(catalogue.derived_dir, d)) or "" for d in space_dependencies(space_cls))
+    plugin = plugin_source(space_cls.name)
+    release = f"-{plugin.package}-{plugin.package_version}" if plugin else ""
     tag = (training or TrainingOptions()).fit_tag if space_cls.trainable else ""
-    return space_fit_key(space_cls, f"{catalogue_key}-{FEATURES_VERSION}-{upstream}{tag}", seed)
+    return space_fit_key(space_cls, f"{catalogue_key}-{FEATURES_VERSION}-{upstream}{release}{tag}", seed)
 
 
 def built_space_names(catalogue: Catalogue) -> list[str]:
     """Registered spaces with a stored fit of their current version in this catalogue, in
-    registry order (a fit by an older songsim must be rebuilt before it is used)."""
-    return [n for n in space_names() if is_current_version(space_type(n), stored_fit_key(space_dir(catalogue.derived_dir, n)))]
+    registry order (a fit by an older songsim must be rebuilt before it is used), then the
+    catalogue's imported spaces (:mod:`songsim.spaces.imported`), by name."""
+    registered = [n for n in space_names() if is_current_version(space_type(n), stored_fit_key(space_dir(catalogue.derived_dir, n)))]
+    return registered + imported_space_names(catalogue.derived_dir)
+
+
+def space_info(catalogue: Catalogue, name: str) -> type[Space] | ImportedSpace:
+    """What space ``name`` is in this catalogue — its class attributes (description, inputs,
+    metric, embeds_uploads, …): the registered class, or an imported space's stored settings
+    (no vectors loaded). :class:`UnknownSpaceError` names both kinds when it is neither."""
+    meta = stored_meta(space_dir(catalogue.derived_dir, name))
+    if name not in space_names() and is_imported(meta):
+        return ImportedSpace(name=name, description=meta.get("description", ""), metric=meta.get("metric", "cosine"))
+    try:
+        return space_type(name)
+    except UnknownSpaceError as exc:
+        imported = imported_space_names(catalogue.derived_dir)
+        raise UnknownSpaceError(f"{exc} Imported in {catalogue.root}: {', '.join(imported) or 'none'}.") from None
 
 
 def open_index(catalogue: Catalogue, space: Space, *, metric: str) -> NeighbourIndex:
@@ -215,8 +263,10 @@ def map_sample_size() -> int:
 def load_built_space(catalogue: Catalogue, name: str) -> Space:
     """The fitted space ``name`` stored in this catalogue (:class:`NotBuiltError` if none, or
     if it was fitted by an older version of the space's algorithm)."""
-    cls = space_type(name)
     folder = space_dir(catalogue.derived_dir, name)
+    if isinstance(space_info(catalogue, name), ImportedSpace):
+        return load_imported(catalogue, folder, stored_meta(folder))
+    cls = space_type(name)
     key = stored_fit_key(folder)
     if key is not None and not is_current_version(cls, key):
         raise NotBuiltError(
@@ -226,3 +276,56 @@ def load_built_space(catalogue: Catalogue, name: str) -> Space:
     return load_space(folder)
 
 
+def import_vectors(
+    root: str | Path,
+    *,
+    name: str,
+    vectors: str | Path,
+    ids: str | Path | None = None,
+    metric: str = "cosine",
+    description: str = "",
+    source_label: str | None = None,
+) -> ImportReport:
+    """``python -m songsim space import``: validate a vectors file against the catalogue at
+    ``root`` and store it as the imported space ``name`` (:mod:`songsim.spaces.imported`).
+    Its maps are stale from then on (the fit key changed) and are refitted on first view or
+    by ``build --spaces NAME``."""
+    catalogue = load_catalogue(root)
+    check_space_name(name, space_names())
+    return import_space(
+        catalogue, space_dir(catalogue.derived_dir, name), name=name, vectors=vectors, ids=ids, metric=metric,
+        description=description, source_label=source_label,
+    )  # fmt: skip
+
+
+def import_vector_bytes(
+    root: str | Path,
+    *,
+    name: str,
+    vectors: tuple[str, bytes],
+    ids: tuple[str, bytes] | None = None,
+    metric: str = "cosine",
+    description: str = "",
+) -> ImportReport:
+    """:func:`import_vectors` for files uploaded in the browser: ``(file name, content)``
+    pairs, written to a temporary folder under fixed names (only the file name's extension
+    is used) and validated from there; the stored record names the uploaded file."""
+    with tempfile.TemporaryDirectory(prefix="songsim-import-") as folder:
+        paths = []
+        for role, upload in (("vectors", vectors), ("ids", ids)):
+            if upload is None:
+                paths.append(None)
+                continue
+            path = Path(folder) / f"{role}{Path(upload[0]).suffix.lower()}"
+            path.write_bytes(upload[1])
+            paths.append(path)
+        try:
+            return import_vectors(
+                root, name=name, vectors=paths[0], ids=paths[1], metric=metric, description=description, source_label=vectors[0]
+            )
+        except ImportedSpaceError as exc:  # name the files the user uploaded, not the temporary copies
+            message = str(exc)
+            for path, upload in zip(paths, (vectors, ids)):
+                if path is not None:
+                    message = message.replace(str(path.resolve()), upload[0]).replace(str(path), upload[0])
+            raise ImportedSpaceError(message) from None

@@ -69,7 +69,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from songsim import __version__
-from songsim.errors import StudyError
+from songsim.errors import StudyError, UnknownSpaceError
 from songsim.files import write_json
 from songsim.neighbours import METRICS as SEARCH_METRICS
 
@@ -275,8 +275,10 @@ def _utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def select_queries(catalogue: Catalogue, n: int, *, seed: int) -> list[str]:
-    """``n`` catalogue track ids to use as queries, stratified by genre.
+def select_queries(catalogue: Catalogue, n: int, *, seed: int, eligible: np.ndarray | None = None) -> list[str]:
+    """``n`` catalogue track ids to use as queries, stratified by genre, among the ``eligible``
+    rows ((n_tracks,) bool; default every track — a study of an imported space draws only
+    tracks that every compared space has a vector for).
 
     With genre labels, the genres are visited round-robin in a seeded order and each
     contributes the next track of its own seeded shuffle, so every genre gets ⌊n/G⌋ or ⌈n/G⌉
@@ -289,17 +291,19 @@ def select_queries(catalogue: Catalogue, n: int, *, seed: int) -> list[str]:
     list of str [length n]
         Track ids in draw order.
     """
-    track_ids = catalogue.track_ids
+    rows = np.arange(len(catalogue)) if eligible is None else np.flatnonzero(eligible)
+    track_ids = [catalogue.track_id_at(int(row)) for row in rows]
     if not 1 <= n <= len(track_ids):
+        which = "tracks" if eligible is None else "tracks that every compared space has a vector for"
         raise StudyError(
-            f"Cannot draw {n} queries from the {len(track_ids)} tracks of {catalogue.root}: "
+            f"Cannot draw {n} queries from the {len(track_ids)} {which} of {catalogue.root}: "
             f"choose between 1 and {len(track_ids)} queries (--queries)."
         )
     rng = np.random.default_rng(_seed_int(seed, "queries"))
     if not catalogue.has_labels("genre"):
         return [track_ids[i] for i in rng.choice(len(track_ids), size=n, replace=False)]
     strata: dict[str, list[str]] = {}
-    for track_id, genre in zip(track_ids, catalogue.labels("genre")):
+    for track_id, genre in zip(track_ids, catalogue.labels("genre")[rows]):
         strata.setdefault("" if genre is None else str(genre), []).append(track_id)
     genres = sorted(strata)
     genres = [genres[i] for i in rng.permutation(len(genres))]
@@ -311,17 +315,30 @@ def select_queries(catalogue: Catalogue, n: int, *, seed: int) -> list[str]:
 
 
 def _check_space(catalogue: Catalogue, space: str) -> None:
-    """:class:`StudyError` unless ``space`` is a registered space built in ``catalogue``."""
-    from songsim.spaces.base import space_names
-    from songsim.spaces.store import built_space_names
+    """:class:`StudyError` unless ``space`` is a space built (or imported) in ``catalogue``."""
+    from songsim.spaces.store import built_space_names, space_info
 
-    if space not in space_names():
-        raise StudyError(f"Unknown space {space!r}: choose from {', '.join(space_names())}.")
-    if space not in built_space_names(catalogue):
+    built = built_space_names(catalogue)
+    try:
+        space_info(catalogue, space)
+    except UnknownSpaceError:
+        raise StudyError(f"Unknown space {space!r}: choose from {', '.join(built) or 'the spaces you build first'}.") from None
+    if space not in built:
         raise StudyError(
             f"Space {space!r} is not built in {catalogue.root}: run "
             f"`python -m songsim build {catalogue.root} --spaces {space}` first."
         )
+
+
+def _covered_by_all(catalogue: Catalogue, spaces: Sequence[str]) -> np.ndarray | None:
+    """(n_tracks,) bool: the tracks every space has a vector for; ``None`` when that is all."""
+    from songsim.spaces.base import covered_rows
+    from songsim.spaces.store import load_built_space
+
+    eligible = np.ones(len(catalogue), dtype=bool)
+    for space in spaces:
+        eligible &= covered_rows(load_built_space(catalogue, space))
+    return None if eligible.all() else eligible
 
 
 def _upload_query(catalogue: Catalogue, path: str | Path) -> tuple[StudyQuery, Upload]:
@@ -361,21 +378,28 @@ def _space_runs(
     k: int,
     metric: str,
     artist_filter: bool,
-) -> list[list[str]]:
+) -> list[list[str] | None]:
     """The top-``k`` track ids of every query in one space (rank 1 first), in query order.
 
     A catalogue query uses its stored vector; an upload (``uploads[query_id]``) is embedded
     through the space's fitted transform. The query itself is never returned; with
-    ``artist_filter`` no track of the query's artist is either.
+    ``artist_filter`` no track of the query's artist is either. A catalogue query the space
+    has no vector for (an imported file that lacks it) gets no run (``None``): the space
+    proposes nothing for it, and the report counts it as a missing run.
     """
     from songsim.query import SpaceLoader, search
+    from songsim.spaces.base import covered_rows
 
     loader = SpaceLoader(catalogue)
     space = loader.space(space_name)
+    covered = covered_rows(space)
     chosen = None if metric == OWN_METRIC else metric
-    runs = []
+    runs: list[list[str] | None] = []
     for query in queries:
         upload = uploads.get(query.query_id)
+        if upload is None and not covered[catalogue.row_of(query.query_id)]:
+            runs.append(None)
+            continue
         found = search(
             catalogue, space, track_id=None if upload else query.query_id, upload=upload, k=k, metric=chosen,
             exclude_artist=artist_filter, loader=loader,
@@ -384,8 +408,11 @@ def _space_runs(
     return runs
 
 
-def _add_runs(query: StudyQuery, space: str, run: list[str]) -> int:
-    """Record ``run`` of ``space`` on ``query`` and pool its new candidates; returns how many."""
+def _add_runs(query: StudyQuery, space: str, run: list[str] | None) -> int:
+    """Record ``run`` of ``space`` on ``query`` and pool its new candidates; returns how many
+    (none for no run)."""
+    if run is None:
+        return 0
     query.runs[space] = run
     new = [c for c in dict.fromkeys(run) if c not in query.pool]
     query.pool.extend(new)
@@ -471,7 +498,7 @@ def create_study(
     elif n_queries == 0 and upload_files:
         catalogue_queries = []
     else:
-        catalogue_queries = select_queries(catalogue, n_queries, seed=seed)
+        catalogue_queries = select_queries(catalogue, n_queries, seed=seed, eligible=_covered_by_all(catalogue, spaces))
     queries = [StudyQuery(query_id=q) for q in catalogue_queries]
     uploads: dict[str, Upload] = {}
     for file in upload_files or ():
