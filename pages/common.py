@@ -209,14 +209,15 @@ def ratings_log_cached(root: str | Path) -> RatingsLog:
     return _ratings_log(str(root), file_state(ratings_path(root)))
 
 
-def load_index_cached(root: str, space_name: str, metric: str) -> NeighbourIndex:
-    """The neighbour index of a space under ``metric``, once per fit of the space."""
-    return _index(root, space_name, metric, current_fit_key(root, space_name))
+def load_index_cached(root: str, space_name: str, metric: str, hubness: str = "none") -> NeighbourIndex:
+    """The neighbour index of a space under ``metric`` (and a hubness reduction), once per fit
+    of the space."""
+    return _index(root, space_name, metric, hubness, current_fit_key(root, space_name))
 
 
-@st.cache_resource(show_spinner=False, max_entries=32)
-def _index(root: str, space_name: str, metric: str, fit_key: str) -> NeighbourIndex:
-    return open_index(load_catalogue_cached(root), load_space_cached(root, space_name), metric=metric)
+@st.cache_resource(show_spinner="Preparing the neighbour index…", max_entries=32)
+def _index(root: str, space_name: str, metric: str, hubness: str, fit_key: str) -> NeighbourIndex:
+    return open_index(load_catalogue_cached(root), load_space_cached(root, space_name), metric=metric, hubness=hubness)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -236,8 +237,8 @@ class CachedSpaceLoader(SpaceLoader):
     def space(self, name: str) -> Space:
         return load_space_cached(self.root, name)
 
-    def index(self, space: Space, metric: str) -> NeighbourIndex:
-        return load_index_cached(self.root, space.name, metric)
+    def index(self, space: Space, metric: str, hubness: str = "none") -> NeighbourIndex:
+        return load_index_cached(self.root, space.name, metric, hubness)
 
     def upload_vector(self, space: Space, upload: Upload) -> np.ndarray:
         return _upload_vector(self.root, space.name, current_fit_key(self.root, space.name), upload)

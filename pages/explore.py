@@ -18,7 +18,7 @@ from pages.common import (
 from songsim.config import AUDIO_EXTENSIONS
 from songsim.errors import SongsimError
 from songsim.maps import map_methods
-from songsim.neighbours import METRICS, ExactIndex
+from songsim.neighbours import HUBNESS_METHODS, METRICS, ExactIndex
 from songsim.plots import MapLayers, colour_options, map_figure, map_layers
 from songsim.query import (
     Upload,
@@ -38,6 +38,7 @@ from songsim.spaces.store import built_space_names
 #: the map methods in registry order (UMAP first: the page's default), labelled as registered
 MAP_METHODS = {name: method.label for name, method in map_methods().items()}
 K = 5
+HUBNESS_LABELS = {"none": "none", "mp": "mutual proximity", "mp-gauss": "mutual proximity (Gaussian)", "ls": "local scaling"}
 # Up to this many tracks the search box lists every track and the browser filters them as the
 # user types. Above, it filters per keystroke too slowly (100 000 options: seconds per key in
 # Chromium) and every rerun ships the whole list, so a text box searches on the server and a
@@ -181,6 +182,11 @@ metric = controls[3].radio(
     help="Starts at the space's own similarity (euclidean for vectors whose length means something, e.g. a 2-D code).",
 )
 exclude_artist = controls[3].toggle("Artist filter", key="exclude_artist", help="Leave out the query's own artist (MIREX).")
+hubness = controls[3].selectbox(
+    "Hub reduction", HUBNESS_METHODS, key="hubness", format_func=HUBNESS_LABELS.get,
+    help="Rescale the space's distances so that a few songs stop being everybody's neighbour: mutual proximity "
+    "(empirical or Gaussian) or local scaling (Schnitzer et al., JMLR 2012).",
+)  # fmt: skip
 
 fitted = load_map_cached(root, space_name, method)
 query = st.session_state.query
@@ -189,7 +195,7 @@ try:
     with st.spinner(f"Embedding {upload.name} in {space_name}…") if upload else nullcontext():
         result = search(
             catalogue, space, track_id=query.get("track_id"), upload=upload, k=K, metric=metric,
-            exclude_artist=exclude_artist, loader=CachedSpaceLoader(root),
+            exclude_artist=exclude_artist, hubness=hubness, loader=CachedSpaceLoader(root),
         )  # fmt: skip
     resolved = resolve_track(catalogue, space, fitted.coords_, query["track_id"]) if upload is None else resolve_upload(fitted, upload, result.vector)
 except SongsimError as exc:
@@ -245,7 +251,9 @@ with list_column:
     table = neighbour_table(catalogue, found)
     for _, row in table.iterrows():
         details = " · ".join(str(row[c]) for c in ("album", "year", "genre", "emotion") if c in row and row[c] is not None and str(row[c]) != "<NA>")
-        score_name = "similarity" if where == "space" and metric == "cosine" else "−distance"
+        score_name = (
+            "−distance" if where != "space" else "−rescaled distance" if hubness != "none" else "similarity" if metric == "cosine" else "−distance"
+        )
         st.markdown(f"**{row['rank']}. {row_labels(root, version)[catalogue.row_of(row['track_id'])]}** · {score_name} {row['score']:.3f}")
         st.caption(details)
         st.audio(row["path"])

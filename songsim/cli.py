@@ -42,7 +42,7 @@ from tqdm import tqdm
 from songsim import config
 from songsim.config import DEFAULT_MAP_METHODS, single_threaded_blas
 from songsim.errors import SongsimError
-from songsim.neighbours import METRICS
+from songsim.neighbours import HUBNESS_METHODS, METRICS
 
 
 def _progress_bar(desc: str):
@@ -153,19 +153,25 @@ def _cmd_query(args: argparse.Namespace) -> int:
     if args.track is not None:
         track = catalogue.track(args.track)
         query = {k: track.get(k) for k in ("track_id", "title", "artist", "album", "year", "genre", "emotion")}
-        found = search(catalogue, args.space, track_id=args.track, k=args.k, metric=args.metric, exclude_artist=args.exclude_artist)
+        found = search(
+            catalogue, args.space, track_id=args.track, k=args.k, metric=args.metric, exclude_artist=args.exclude_artist,
+            hubness=args.hubness,
+        )  # fmt: skip
     else:
         audio = Path(args.audio)
         if not audio.is_file():
             raise SongsimError(f"Audio file {audio} does not exist: give the path of a WAV, FLAC, OGG or MP3 file.")
         upload = store_upload(catalogue, audio.read_bytes(), audio.name)
         query = {"audio": str(audio), "fingerprint": upload.fingerprint}
-        found = search(catalogue, args.space, upload=upload, k=args.k, metric=args.metric, exclude_artist=args.exclude_artist)
+        found = search(
+            catalogue, args.space, upload=upload, k=args.k, metric=args.metric, exclude_artist=args.exclude_artist,
+            hubness=args.hubness,
+        )  # fmt: skip
     neighbours = [
         {"track_id": r["track_id"], "title": r.get("title"), "artist": r.get("artist"), "score": r["score"]}
         for r in table_records(neighbour_table(catalogue, found.neighbours))
     ]
-    result = {"space": found.space, "metric": found.metric, "query": query, "neighbours": neighbours}
+    result = {"space": found.space, "metric": found.metric, "hubness": args.hubness, "query": query, "neighbours": neighbours}
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     else:
@@ -218,7 +224,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     update, bar = _progress_bar("evaluating")
     spaces = [s.strip() for s in args.spaces.split(",") if s.strip()] if args.spaces else None
     with bar:
-        result = evaluate_catalogue(args.dir, spaces=spaces, seed=args.seed, k=args.k, metric=args.metric, on_progress=update)
+        result = evaluate_catalogue(
+            args.dir, spaces=spaces, seed=args.seed, k=args.k, metric=args.metric, hubness=args.hubness, on_progress=update
+        )
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0
 
@@ -448,6 +456,13 @@ def _add_dask_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_hubness_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--hubness", choices=HUBNESS_METHODS, default="none",
+        help="rescale distances to reduce hubs: mp (mutual proximity, empirical), mp-gauss (Gaussian), ls (local scaling)",
+    )  # fmt: skip
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m songsim", description="Listening-based evaluation of song similarity.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -496,6 +511,7 @@ def make_parser() -> argparse.ArgumentParser:
         help="similarity (default: the space's own: euclidean for wavenet, ae-2d, spectrogram-l2)",
     )
     query.add_argument("--exclude-artist", action="store_true", help="leave out the query's artist (MIREX artist filter)")
+    _add_hubness_argument(query)
     query.add_argument("--json", action="store_true", help="print JSON")
     query.set_defaults(run=_cmd_query)
 
@@ -508,6 +524,7 @@ def make_parser() -> argparse.ArgumentParser:
         "--metric", choices=METRICS, default=None,
         help="similarity of every figure (default: each space's own: euclidean for wavenet, ae-2d, spectrogram-l2)",
     )
+    _add_hubness_argument(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     evaluate.set_defaults(run=_cmd_evaluate)
 

@@ -83,7 +83,7 @@ from songsim.metrics import (
     precision_at_k,
     top_n_overlap,
 )
-from songsim.neighbours import ExactIndex, artist_keys, exclusion_mask
+from songsim.neighbours import ExactIndex, HubnessReducedIndex, artist_keys, exclusion_mask
 from songsim.query import SpaceLoader, resolve_metric, search
 from songsim.spaces.base import covered_rows
 from songsim.spaces.store import built_space_names, load_built_space, space_info
@@ -119,7 +119,9 @@ ProgressFn = Callable[[str, float, str], None]
 _Outcome = tuple[dict[str, float], int] | str
 
 
-def evaluate_space(catalogue: Catalogue, space: Any, *, seed: int = 0, k: int = 5, metric: str | None = None) -> dict[str, Any]:
+def evaluate_space(
+    catalogue: Catalogue, space: Any, *, seed: int = 0, k: int = 5, metric: str | None = None, hubness: str = "none"
+) -> dict[str, Any]:
     """Every label-based figure of one fitted space (see the module docstring).
 
     Parameters
@@ -136,6 +138,10 @@ def evaluate_space(catalogue: Catalogue, space: Any, *, seed: int = 0, k: int = 
     metric : {"cosine", "euclidean"} or None
         Similarity of every figure: cosine, or ``−‖a − b‖``; ``None``: the space's own
         (:attr:`songsim.spaces.base.Space.metric`).
+    hubness : {"none", "mp", "mp-gauss", "ls"}
+        Search every top-k (P@k, year distance, hubness, top-n lists) with distances rescaled
+        by mutual proximity or local scaling (:class:`songsim.neighbours.HubnessReducedIndex`);
+        the ranking protocol and the clusterings keep the space's own geometry.
 
     Returns
     -------
@@ -160,8 +166,8 @@ def evaluate_space(catalogue: Catalogue, space: Any, *, seed: int = 0, k: int = 
     covered = covered_rows(space)  # rows with a vector: the only queries and candidates
     queries = _query_rows(space, n, name)
     queries = queries[covered[queries]]
-    index = ExactIndex(vectors, metric=metric)
-    top_k = _searcher(catalogue, space, index)
+    index = ExactIndex(vectors, metric=metric) if hubness == "none" else HubnessReducedIndex(vectors, metric=metric, method=hubness)
+    top_k = _searcher(catalogue, space, index, hubness)
     geometry = _geometry(vectors, metric)
     figures: dict[str, float] = {}
     n_queries: dict[str, int] = {}
@@ -208,6 +214,7 @@ def evaluate_space(catalogue: Catalogue, space: Any, *, seed: int = 0, k: int = 
         "held_out": hasattr(space, "test_rows_"),
         "dim": int(vectors.shape[1]),
         "metric": metric,
+        "hubness": hubness,
     }
 
 
@@ -218,9 +225,12 @@ def evaluate_catalogue(
     seed: int = 0,
     k: int = 5,
     metric: str | None = None,
+    hubness: str = "none",
     on_progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
-    """Evaluate built spaces of the catalogue at ``root`` with :func:`evaluate_space`.
+    """Evaluate built spaces of the catalogue at ``root`` with :func:`evaluate_space` (every
+    top-k searched with the ``hubness`` reduction given: ``"none"``, ``"mp"``, ``"mp-gauss"``
+    or ``"ls"``).
 
     Parameters
     ----------
@@ -268,9 +278,12 @@ def evaluate_catalogue(
     for i, name in enumerate(names):
         report("evaluate", i / len(names), f"{name}: {len(catalogue)} tracks")
         space = load_built_space(catalogue, name)
-        results[name] = evaluate_space(catalogue, space, seed=seed, k=k, metric=metric)
+        results[name] = evaluate_space(catalogue, space, seed=seed, k=k, metric=metric, hubness=hubness)
     report("done", 1.0, f"evaluated {len(names)} space(s)")
-    return {"spaces": results, "n_tracks": len(catalogue), "seed": int(seed), "k": int(k), "metric": metric or "each space's own"}
+    return {
+        "spaces": results, "n_tracks": len(catalogue), "seed": int(seed), "k": int(k),
+        "metric": metric or "each space's own", "hubness": hubness,
+    }  # fmt: skip
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -286,7 +299,8 @@ def format_table(result: dict[str, Any]) -> str:
         cells = [f"{per_space[name][figure]:.4f}" if figure in per_space[name] else "—" for name in names]
         lines.append("  ".join([figure.ljust(width)] + [cell.rjust(c) for cell, c in zip(cells, columns)]))
     lines.append("")
-    lines.append(f"{result['n_tracks']} tracks, k={result['k']}, seed={result['seed']}")
+    reduced = "" if result.get("hubness", "none") == "none" else f", hubness reduction {result['hubness']}"
+    lines.append(f"{result['n_tracks']} tracks, k={result['k']}, seed={result['seed']}{reduced}")
     for name in names:
         counts = sorted(set(per_space[name]["n_queries"].values())) or [0]
         span = str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
@@ -365,22 +379,22 @@ TopK = Callable[[int, int, np.ndarray, bool], np.ndarray]
 class _ExactLoader(SpaceLoader):
     """Spaces are scored with exact search whatever the catalogue's size: the one index given."""
 
-    def __init__(self, catalogue: Catalogue, index: ExactIndex) -> None:
+    def __init__(self, catalogue: Catalogue, index: ExactIndex | HubnessReducedIndex) -> None:
         super().__init__(catalogue)
         self.exact = index
 
-    def index(self, space: Any, metric: str) -> ExactIndex:
-        return self.exact
+    def index(self, space: Any, metric: str, hubness: str = "none") -> ExactIndex | HubnessReducedIndex:
+        return self.exact  # built by evaluate_space for the hubness reduction asked
 
 
-def _searcher(catalogue: Catalogue, space: Any, index: ExactIndex) -> TopK:
+def _searcher(catalogue: Catalogue, space: Any, index: ExactIndex | HubnessReducedIndex, hubness: str) -> TopK:
     """Top-k through :func:`songsim.query.search` (the one search path), with ``index``."""
     loader = _ExactLoader(catalogue, index)
 
     def top_k(row: int, k: int, candidates: np.ndarray, exclude_artist: bool) -> np.ndarray:
         found = search(
             catalogue, space, track_id=catalogue.track_id_at(row), k=k, metric=index.metric,
-            exclude_artist=exclude_artist, candidates=candidates, loader=loader,
+            exclude_artist=exclude_artist, candidates=candidates, hubness=hubness, loader=loader,
         )  # fmt: skip
         return found.neighbours.indices
 

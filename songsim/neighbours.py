@@ -63,6 +63,8 @@ __all__ = [
     "Neighbours",
     "NeighbourIndex",
     "ExactIndex",
+    "HUBNESS_METHODS",
+    "HubnessReducedIndex",
     "AnnoyIndex",
     "make_index",
     "exclusion_mask",
@@ -408,6 +410,121 @@ class ExactIndex:
             cand_scores = -np.sqrt(np.einsum("ij,ij->i", diff, diff))
         indices, top = _rank(candidates, cand_scores, k)
         return Neighbours(indices, top, self.metric)
+
+
+# --------------------------------------------------------------------------------------
+# hubness reduction
+# --------------------------------------------------------------------------------------
+#: ``search(..., hubness=...)``: none, mutual proximity (empirical or Gaussian), local scaling
+HUBNESS_METHODS = ("none", "mp", "mp-gauss", "ls")
+#: the neighbour whose distance is a song's local scale in local scaling (Schnitzer et al. 2012)
+LOCAL_SCALING_K = 10
+#: empirical mutual proximity keeps every song's sorted distances: n² floats, so it is refused
+#: above this many rows (Gaussian mutual proximity keeps two numbers per song)
+EMPIRICAL_MP_MAX_ROWS = 10_000
+
+
+def _distances(index: "ExactIndex", q: np.ndarray) -> np.ndarray:
+    """(n_rows,) float64 distances of a validated query (in the space's frame): ``1 - cosine`` or L2."""
+    scores = index._scores(q).astype(np.float64)
+    return np.maximum(1.0 - scores, 0.0) if index.metric == "cosine" else -scores
+
+
+def _others(distances: np.ndarray) -> np.ndarray:
+    """A song's distances to the others: without the single smallest one when it is 0 (the
+    song itself, as a catalogue query scores itself)."""
+    smallest = int(np.argmin(distances))
+    return np.delete(distances, smallest) if distances[smallest] <= 1e-7 else distances
+
+
+class HubnessReducedIndex:
+    """Exact search whose distances are rescaled to reduce hubness (Schnitzer, Flexer, Schedl
+    & Widmer, "Local and global scaling reduce hubs in space", JMLR 13, 2012).
+
+    For distances ``d`` (``1 − cosine``, or L2) between a query x and a song y:
+
+    ``"ls"``, local scaling
+        ``1 − exp(−d² / (σ_x σ_y))``, σ the distance to a song's ``LOCAL_SCALING_K``-th
+        nearest other song.
+    ``"mp"``, empirical mutual proximity
+        ``1 − P(D_x > d) · P(D_y > d)``, each probability the share of that song's distances
+        to the other songs that exceed ``d``.
+    ``"mp-gauss"``, Gaussian mutual proximity
+        the same with each song's distances modelled as a normal distribution (mean, std).
+
+    Scores are ``−`` the rescaled distance (in [−1, 0]; higher is closer), so a neighbour
+    list reads like any other. Building costs one pass over all n² distances (in blocks).
+    """
+
+    def __init__(self, vectors: np.ndarray, *, metric: str = "cosine", method: str = "mp-gauss") -> None:
+        if method not in HUBNESS_METHODS or method == "none":
+            raise SongsimError(f"Unknown hubness reduction {method!r}: use one of {', '.join(HUBNESS_METHODS[1:])}.")
+        self._vectors = _check_vectors(vectors)
+        self._exact = ExactIndex(self._vectors, metric=metric)
+        self.metric = metric
+        self.method = method
+        n = self._exact.n_items
+        if method == "mp" and n > EMPIRICAL_MP_MAX_ROWS:
+            raise SongsimError(
+                f"Empirical mutual proximity keeps n² distances: refused for {n} songs (at most "
+                f"{EMPIRICAL_MP_MAX_ROWS}); use the Gaussian variant (mp-gauss)."
+            )
+        k = min(LOCAL_SCALING_K, n - 1)
+        self._scale = np.empty(n)
+        self._mean = np.empty(n)
+        self._std = np.empty(n)
+        self._sorted = np.empty((n, n - 1)) if method == "mp" else None
+        for row in range(n):
+            others = np.delete(_distances(self._exact, self._vectors[row]), row)
+            self._describe(row, others, k)
+
+    def _describe(self, row: int, others: np.ndarray, k: int) -> None:
+        self._scale[row] = max(np.partition(others, k - 1)[k - 1], 1e-12)
+        self._mean[row], self._std[row] = others.mean(), max(others.std(), 1e-12)
+        if self._sorted is not None:
+            self._sorted[row] = np.sort(others)
+
+    @property
+    def n_items(self) -> int:
+        return self._exact.n_items
+
+    @property
+    def dim(self) -> int:
+        return self._exact.dim
+
+    def reduced_distances(self, vector: np.ndarray) -> np.ndarray:
+        """(n_rows,) float64: the rescaled distance of ``vector`` to every row (class docstring)."""
+        from scipy.stats import norm
+
+        d = _distances(self._exact, _check_query(vector, self.dim))
+        others = _others(d)
+        if self.method == "ls":
+            k = min(LOCAL_SCALING_K, others.size)
+            scale = max(np.partition(others, k - 1)[k - 1], 1e-12)
+            return 1.0 - np.exp(-(d**2) / (scale * self._scale))
+        if self.method == "mp-gauss":
+            beyond_query = norm.sf(d, loc=others.mean(), scale=max(others.std(), 1e-12))
+            beyond_song = norm.sf(d, loc=self._mean, scale=self._std)
+        else:
+            sorted_query = np.sort(others)
+            beyond_query = 1.0 - np.searchsorted(sorted_query, d, side="right") / others.size
+            beyond_song = np.array([1.0 - np.searchsorted(row, x, side="right") / row.size for row, x in zip(self._sorted, d)])
+        return 1.0 - beyond_query * beyond_song
+
+    def query(self, vector: np.ndarray, *, k: int = 5, exclude: np.ndarray | None = None) -> Neighbours:
+        """The ``k`` rows closest to ``vector`` by the rescaled distance."""
+        mask = _check_exclude(exclude, self.n_items)
+        k = _check_k(k, self.n_items - int(np.count_nonzero(mask)), self.n_items)
+        candidates = np.flatnonzero(~mask)
+        scores = -self.reduced_distances(vector)[candidates]
+        indices, top = _rank(candidates, scores, k)
+        return Neighbours(indices, top, self.metric)
+
+    def query_row(self, row: int, *, k: int = 5, exclude: np.ndarray | None = None) -> Neighbours:
+        """The ``k`` rows closest to row ``row``, never ``row`` itself."""
+        mask = _check_exclude(exclude, self.n_items).copy()
+        mask[_check_row(row, self.n_items)] = True
+        return self.query(self._vectors[row], k=k, exclude=mask)
 
 
 # --------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from songsim.audio import bytes_fingerprint, load_clip
 from songsim.catalogue import Catalogue
 from songsim.errors import AudioDecodeError, SongsimError
 from songsim.files import atomic_write
-from songsim.neighbours import METRICS, NeighbourIndex, Neighbours, exclusion_mask
+from songsim.neighbours import HUBNESS_METHODS, METRICS, NeighbourIndex, Neighbours, exclusion_mask
 from songsim.spaces.base import Space, checked_vectors, covered_rows
 from songsim.spaces.inputs import space_inputs
 from songsim.spaces.store import built_space_names, features_cache_dir, load_built_space, open_index, space_info
@@ -148,11 +148,12 @@ class SpaceLoader:
             self._spaces[name] = load_built_space(self.catalogue, name)
         return self._spaces[name]
 
-    def index(self, space: Space, metric: str) -> NeighbourIndex:
-        """The neighbour index of ``space`` under ``metric`` (:func:`songsim.spaces.store.open_index`)."""
-        key = (space.name, metric)
+    def index(self, space: Space, metric: str, hubness: str = "none") -> NeighbourIndex:
+        """The neighbour index of ``space`` under ``metric``, with a hubness reduction or not
+        (:func:`songsim.spaces.store.open_index`)."""
+        key = (space.name, metric, hubness)
         if key not in self._indexes:
-            self._indexes[key] = open_index(self.catalogue, space, metric=metric)
+            self._indexes[key] = open_index(self.catalogue, space, metric=metric, hubness=hubness)
         return self._indexes[key]
 
     def upload_vector(self, space: Space, upload: Upload) -> np.ndarray:
@@ -212,6 +213,7 @@ def search(
     metric: str | None = None,
     exclude_artist: bool = False,
     candidates: np.ndarray | None = None,
+    hubness: str = "none",
     loader: SpaceLoader | None = None,
 ) -> SearchResult:
     """The top-``k`` of one query in one space: the one search path (module docstring).
@@ -231,6 +233,10 @@ def search(
         only when its audio is identical to a catalogue track's).
     candidates : np.ndarray [shape=(n_tracks,), bool], optional
         Only these rows may be returned (``evaluate``: the songs that carry a label).
+    hubness : {"none", "mp", "mp-gauss", "ls"}
+        Rescale the distances to reduce hubs: mutual proximity (empirical, Gaussian) or local
+        scaling (:class:`songsim.neighbours.HubnessReducedIndex`); scores are then −the
+        rescaled distance.
     loader : SpaceLoader, optional
         Where spaces, indexes and upload vectors come from (default: the catalogue's store).
 
@@ -246,6 +252,8 @@ def search(
     chosen = resolve_metric(fitted, metric)
     if (track_id is None) == (upload is None):
         raise SongsimError("A search needs one query: a catalogue track id or an uploaded song.")
+    if hubness not in HUBNESS_METHODS:
+        raise SongsimError(f"Unknown hubness reduction {hubness!r}: use one of {', '.join(HUBNESS_METHODS)}.")
     covered = covered_rows(fitted)
     if upload is None:
         row = catalogue.row_of(track_id)
@@ -266,7 +274,7 @@ def search(
     if not covered.all():
         candidates = covered if candidates is None else covered & np.asarray(candidates, dtype=bool)
     found = neighbours_of(
-        catalogue, loader.index(fitted, chosen), vector=vector, query_row=row, k=k,
+        catalogue, loader.index(fitted, chosen, hubness), vector=vector, query_row=row, k=k,
         exclude_artist=exclude_artist, candidates=candidates,
     )  # fmt: skip
     return SearchResult(space=fitted.name, metric=chosen, vector=vector, query_row=row, neighbours=found)

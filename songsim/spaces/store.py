@@ -32,7 +32,7 @@ from songsim.catalogue import Catalogue, load_catalogue
 from songsim.errors import ImportedSpaceError, NotBuiltError, SongsimError, UnknownSpaceError
 from songsim.files import atomic_write, read_json, write_json
 from songsim.maps import MAP_SAMPLE_SIZE, MIN_ROWS, FittedMap, fit_map, load_map, map_methods, save_map
-from songsim.neighbours import DEFAULT_ANNOY_ABOVE, NeighbourIndex, make_index
+from songsim.neighbours import DEFAULT_ANNOY_ABOVE, HubnessReducedIndex, NeighbourIndex, make_index
 from songsim.spaces.base import (
     Space,
     TrainingOptions,
@@ -244,10 +244,14 @@ def space_info(catalogue: Catalogue, name: str) -> type[Space] | ImportedSpace:
         raise UnknownSpaceError(f"{exc} Imported in {catalogue.root}: {', '.join(imported) or 'none'}.") from None
 
 
-def open_index(catalogue: Catalogue, space: Space, *, metric: str) -> NeighbourIndex:
+def open_index(catalogue: Catalogue, space: Space, *, metric: str, hubness: str = "none") -> NeighbourIndex:
     """The neighbour index of a fitted space: exact up to ``$SONGSIM_ANNOY_ABOVE`` tracks
     (default :data:`songsim.neighbours.DEFAULT_ANNOY_ABOVE`), else an annoy index stored beside
-    the space (memory-mapped, so every app session shares one copy)."""
+    the space (memory-mapped, so every app session shares one copy). With ``hubness``
+    (:data:`songsim.neighbours.HUBNESS_METHODS`) other than ``"none"``: exact search over
+    distances rescaled by mutual proximity or local scaling (:class:`HubnessReducedIndex`)."""
+    if hubness != "none":
+        return HubnessReducedIndex(space.vectors_, metric=metric, method=hubness)
     return make_index(
         space.vectors_, metric=metric, path=space_dir(catalogue.derived_dir, space.name) / f"annoy-{metric}.ann",
         annoy_above=config.size_setting(config.ANNOY_ABOVE_ENV, DEFAULT_ANNOY_ABOVE, minimum=0),

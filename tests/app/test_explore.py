@@ -148,3 +148,18 @@ def test_every_map_method_colouring_and_toggle_renders(app, method):
     assert not app.exception
     assert audio_count(app) == 6
     assert "Top-5 in the 2-D map" in [h.value for h in app.subheader]
+
+
+def test_hub_reduction_reranks_the_top_5_with_rescaled_distances(app):
+    def ranked() -> list[str]:
+        return [m.value for m in app.markdown if m.value.startswith("**1. ") or m.value[2:4] in ("2.", "3.", "4.", "5.")]
+
+    app.radio(key="method").set_value("pca").run()
+    plain = ranked()
+    assert plain and all("similarity" in line for line in plain)
+    for method in ("mp", "mp-gauss", "ls"):
+        app.selectbox(key="hubness").set_value(method).run()
+        assert not app.exception, app.exception
+        assert audio_count(app) == 6
+        reduced = ranked()
+        assert len(reduced) == 5 and all("−rescaled distance" in line for line in reduced)
