@@ -11,16 +11,19 @@ import streamlit as st
 from pages.common import load_catalogue_cached, ratings_log_cached, run_through_app
 from songsim.config import AUDIO_EXTENSIONS
 from songsim.errors import SongsimError
+from songsim.neighbours import HUBNESS_METHODS
 from songsim.query import store_upload, track_labels
 from songsim.spaces.store import built_space_names
 from songsim.studies.panel import study_overview
 from songsim.studies.ratings import latest_ratings
-from songsim.studies.study import METRICS, OWN_METRIC, add_space, create_study, list_studies, load_study
+from songsim.studies.study import METRICS, OWN_METRIC, RUN_REDUCTION_SEPARATOR, add_space, create_study, list_studies, load_study
 
 run_through_app()
 root = st.session_state["catalogue_root"]
 catalogue = load_catalogue_cached(root)
 built = built_space_names(catalogue)
+#: what a study can compare: every built space, and each with a hub reduction (SPACE+METHOD)
+runs = built + [f"{space}{RUN_REDUCTION_SEPARATOR}{method}" for space in built for method in HUBNESS_METHODS[1:]]
 st.title("Studies")
 st.caption(
     "A study pools the top-k of every compared space for each query; raters judge the pool blind on the "
@@ -40,7 +43,11 @@ else:
 with st.expander("Create a study", expanded=not names):
     with st.form("create-study"):
         name = st.text_input("Name", placeholder="pilot-2026", help="Letters, digits, '_', '.' or '-'.")
-        spaces = st.multiselect("Spaces to compare", built, default=built[:2])
+        spaces = st.multiselect(
+            "Spaces to compare", runs, default=built[:2],
+            help="SPACE+mp, +mp-gauss, +ls: the same space searched with hub reduction (mutual proximity, local scaling), "
+            "as a run of its own.",
+        )  # fmt: skip
         left, middle, right = st.columns(3)
         k = left.number_input("k (neighbours per space)", min_value=1, max_value=50, value=5)
         n_queries = middle.number_input(
@@ -87,7 +94,7 @@ if names:
     st.subheader("Study details")
     chosen = st.selectbox("Study", names, key="study-details")
     study = load_study(root, chosen)
-    addable = [s for s in built if s not in study.spaces]
+    addable = [s for s in runs if s not in study.spaces]
     left, right = st.columns([3, 1])
     new_space = left.selectbox("Add a space (only its new candidates are pooled; ratings are reused)", addable or ["—"])
     if right.button("Add space", disabled=not addable):

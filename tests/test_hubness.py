@@ -78,3 +78,30 @@ def test_query_and_evaluate_take_a_hubness_option(built_catalogue, capsys):
     plain = json.loads(capsys.readouterr().out)
     assert reduced["hubness"] == "mp" and reduced["spaces"]["random"]["hubness"] == "mp"
     assert reduced["spaces"]["random"]["hubness_skew"] < plain["spaces"]["random"]["hubness_skew"]
+
+
+def test_a_study_compares_a_space_with_and_without_hub_reduction(built_catalogue, tmp_path, capsys):
+    import shutil
+    from pathlib import Path
+
+    from songsim.catalogue import load_catalogue
+    from songsim.query import search
+    from songsim.studies.study import load_study
+
+    root = Path(shutil.copytree(built_catalogue, tmp_path / "copy"))
+    assert main(["study", "create", str(root), "--name", "hubs", "--spaces", "handcrafted,handcrafted+mp", "--queries", "4", "-k", "3"]) == 0
+    study = load_study(root, "hubs")
+    catalogue = load_catalogue(root)
+    for query in study.queries:
+        assert query.runs["handcrafted+mp"] == search(catalogue, "handcrafted", track_id=query.query_id, k=3, hubness="mp", exclude_artist=True).track_ids(catalogue)
+        assert query.runs["handcrafted"] == search(catalogue, "handcrafted", track_id=query.query_id, k=3, exclude_artist=True).track_ids(catalogue)
+    assert main(["study", "add-space", str(root), "--name", "hubs", "--space", "random+ls"]) == 0
+    assert main(["study", "add-space", str(root), "--name", "hubs", "--space", "random+zz"]) == 2
+    assert "no hub reduction" in capsys.readouterr().err
+    query = load_study(root, "hubs").queries[0]
+    assert main(["rate", str(root), "--study", "hubs", "--rater", "R1", "--query", query.query_id,
+                 "--candidate", query.runs["handcrafted+mp"][0], "--broad", "2"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["report", str(root), "--study", "hubs", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert {"handcrafted", "handcrafted+mp", "random+ls"} <= set(report["spaces"])

@@ -71,7 +71,7 @@ from songsim.studies.statistics import (
     rank_correlation,
     rater_agreement,
 )
-from songsim.studies.study import Study, load_study
+from songsim.studies.study import Study, load_study, run_space
 
 __all__ = [
     "REFERENCE_NS",
@@ -569,10 +569,12 @@ def _label_figures(catalogue_root: str | Path, study: Study) -> dict[str, dict[s
     from songsim.evaluate import evaluate_catalogue
 
     figures: dict[str, dict[str, Any] | str] = {}
-    for space in study.spaces:
+    for run in study.spaces:
         try:
-            metric = study.search_metric  # the runs' similarity
-            figures[space] = evaluate_catalogue(catalogue_root, spaces=[space], k=study.k, metric=metric)["spaces"][space]
+            space, hubness = run_space(run)  # the runs' similarity and hub reduction
+            figures[run] = evaluate_catalogue(
+                catalogue_root, spaces=[space], k=study.k, metric=study.search_metric, hubness=hubness
+            )["spaces"][space]
         except SongsimError as error:
-            figures[space] = str(error)
+            figures[run] = str(error)
     return figures

@@ -71,6 +71,7 @@ from filelock import FileLock, Timeout
 from songsim import __version__
 from songsim.errors import StudyError, UnknownSpaceError
 from songsim.files import write_json
+from songsim.neighbours import HUBNESS_METHODS
 from songsim.neighbours import METRICS as SEARCH_METRICS
 
 if TYPE_CHECKING:  # the search modules import torch: loaded only where runs are computed
@@ -314,10 +315,29 @@ def select_queries(catalogue: Catalogue, n: int, *, seed: int, eligible: np.ndar
     return chosen[:n]
 
 
-def _check_space(catalogue: Catalogue, space: str) -> None:
-    """:class:`StudyError` unless ``space`` is a space built (or imported) in ``catalogue``."""
+#: joins a space and a hub reduction in a study's run name: ``"handcrafted+mp"``
+RUN_REDUCTION_SEPARATOR = "+"
+
+
+def run_space(run: str) -> tuple[str, str]:
+    """A study run's ``(space, hubness reduction)``: ``"handcrafted"`` → ``("handcrafted",
+    "none")``, ``"handcrafted+mp"`` → ``("handcrafted", "mp")`` (the same space searched with
+    mutual proximity: :data:`songsim.neighbours.HUBNESS_METHODS`), so a study can compare a
+    space with and without hub reduction as two runs."""
+    space, _, reduction = run.partition(RUN_REDUCTION_SEPARATOR)
+    if reduction and reduction not in HUBNESS_METHODS[1:]:
+        raise StudyError(
+            f"Run {run!r}: {reduction!r} is no hub reduction; write SPACE+METHOD with METHOD one of {', '.join(HUBNESS_METHODS[1:])}."
+        )
+    return space, reduction or "none"
+
+
+def _check_space(catalogue: Catalogue, run: str) -> None:
+    """:class:`StudyError` unless ``run`` names a space built (or imported) in ``catalogue``,
+    with a known hub reduction if any (:func:`run_space`)."""
     from songsim.spaces.store import built_space_names, space_info
 
+    space, _ = run_space(run)
     built = built_space_names(catalogue)
     try:
         space_info(catalogue, space)
@@ -336,8 +356,8 @@ def _covered_by_all(catalogue: Catalogue, spaces: Sequence[str]) -> np.ndarray |
     from songsim.spaces.store import load_built_space
 
     eligible = np.ones(len(catalogue), dtype=bool)
-    for space in spaces:
-        eligible &= covered_rows(load_built_space(catalogue, space))
+    for run in spaces:
+        eligible &= covered_rows(load_built_space(catalogue, run_space(run)[0]))
     return None if eligible.all() else eligible
 
 
@@ -371,7 +391,7 @@ def _stored_upload(catalogue: Catalogue, query: StudyQuery) -> Upload:
 
 def _space_runs(
     catalogue: Catalogue,
-    space_name: str,
+    run_name: str,
     queries: Sequence[StudyQuery],
     uploads: dict[str, Upload],
     *,
@@ -379,7 +399,8 @@ def _space_runs(
     metric: str,
     artist_filter: bool,
 ) -> list[list[str] | None]:
-    """The top-``k`` track ids of every query in one space (rank 1 first), in query order.
+    """The top-``k`` track ids of every query in one run — a space, or a space with a hub
+    reduction (:func:`run_space`) — rank 1 first, in query order.
 
     A catalogue query uses its stored vector; an upload (``uploads[query_id]``) is embedded
     through the space's fitted transform. The query itself is never returned; with
@@ -390,6 +411,7 @@ def _space_runs(
     from songsim.query import SpaceLoader, search
     from songsim.spaces.base import covered_rows
 
+    space_name, hubness = run_space(run_name)
     loader = SpaceLoader(catalogue)
     space = loader.space(space_name)
     covered = covered_rows(space)
@@ -402,7 +424,7 @@ def _space_runs(
             continue
         found = search(
             catalogue, space, track_id=None if upload else query.query_id, upload=upload, k=k, metric=chosen,
-            exclude_artist=artist_filter, loader=loader,
+            exclude_artist=artist_filter, hubness=hubness, loader=loader,
         )  # fmt: skip
         runs.append(found.track_ids(catalogue))
     return runs
