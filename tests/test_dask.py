@@ -15,10 +15,8 @@ import gc
 import json
 import os
 import socket
-import sys
 import threading
 import time
-import types
 from pathlib import Path
 
 import distributed  # in requirements.txt: a missing install must fail, not skip
@@ -26,6 +24,7 @@ import numpy as np
 import pytest
 
 from catalogues import make_small_catalogue
+from dask_cluster import local_cluster
 
 from songsim import features
 from songsim.audio import file_fingerprint
@@ -41,27 +40,8 @@ from songsim.features import (
 
 @pytest.fixture(scope="module")
 def cluster():
-    environment, main = dict(os.environ), sys.modules["__main__"]
-    # the workers are spawned processes, which re-run the file of this process's __main__
-    # module; after an AppTest that is app.py, so they get a bare __main__ to re-run instead
-    sys.modules["__main__"] = types.ModuleType("__main__")
-    local_cluster = None
-    try:
-        local_cluster = distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
-        )
-        # LocalCluster sets OMP/MKL/OPENBLAS_NUM_THREADS=1 in *this* process's environment for
-        # its workers; later tests' subprocesses would inherit it (and fit with other BLAS
-        # rounding than the test process), so the rest of the session gets it back
-        os.environ.clear()
-        os.environ.update(environment)
-        yield local_cluster
-    finally:
-        if local_cluster is not None:
-            local_cluster.close(timeout=30)
-        os.environ.clear()
-        os.environ.update(environment)
-        sys.modules["__main__"] = main
+    with local_cluster() as running:
+        yield running
 
 
 MODULE_CLIENTS: list[distributed.Client] = []  # the ``client`` fixture's, open until the module ends
@@ -159,7 +139,6 @@ def test_bad_files_are_reported_by_name_and_the_others_cached(cluster, tones, co
 def _hide_audio_from_this_worker(hide: bool) -> None:
     """Run in each worker (``client.run``): make :func:`songsim.features._readable` say no,
     as on a worker where the catalogue is not mounted."""
-    import os
 
     from songsim import features as worker_features
 

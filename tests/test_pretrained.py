@@ -3,15 +3,13 @@ and the same numbers on a Dask cluster."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 from catalogues import make_small_catalogue
+from dask_cluster import local_cluster
 
 from songsim import features
 from songsim.audio import file_fingerprint
@@ -131,25 +129,8 @@ def test_without_musicnn_installed_one_error_says_what_to_install(tmp_path, make
 
 @pytest.fixture(scope="module")
 def cluster():
-    """Two single-threaded worker processes on loopback, as in tests/test_dask.py."""
-    import distributed
-
-    environment, main = dict(os.environ), sys.modules["__main__"]
-    sys.modules["__main__"] = types.ModuleType("__main__")  # spawned workers re-run __main__
-    local_cluster = None
-    try:
-        local_cluster = distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
-        )
-        os.environ.clear()  # LocalCluster sets *_NUM_THREADS=1 here for its workers: give it back
-        os.environ.update(environment)
-        yield local_cluster
-    finally:
-        if local_cluster is not None:
-            local_cluster.close(timeout=30)
-        os.environ.clear()
-        os.environ.update(environment)
-        sys.modules["__main__"] = main
+    with local_cluster() as running:
+        yield running
 
 
 def _model_loads(address: str) -> dict[str, int]:
