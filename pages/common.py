@@ -35,7 +35,7 @@ from songsim.spaces.store import (
     space_info,
     stored_fit_key,
 )
-from songsim.studies.panel import owner_passcode_accepted
+from songsim.studies.panel import AttemptLimiter, owner_passcode_accepted, owner_passcode_set, owner_session
 from songsim.studies.ratings import RatingsLog, load_ratings, ratings_path
 
 STAGE_LABELS = {"demo": "Rendering the demo songs", "catalogue": "Checking the catalogue", "features": "Extracting features"}
@@ -283,21 +283,52 @@ def render_sidebar_if_loadable(root: Path, *, is_demo: bool) -> None:
     render_sidebar(catalogue, is_demo=is_demo)
 
 
+def client_address() -> str | None:
+    """The address this session's browser connects from; ``None`` from this machine (Streamlit
+    reports loopback as ``None``) or without a network peer (AppTest)."""
+    address = st.context.ip_address
+    return address if isinstance(address, str) else None
+
+
+@st.cache_resource
+def passcode_attempts() -> AttemptLimiter:
+    """The server's one limiter of passcode attempts, shared by every session."""
+    return AttemptLimiter()
+
+
 def is_owner() -> bool:
-    """Whether this session may see the owner's pages: no ``owner_passcode`` is set in
-    ``.streamlit/secrets.toml``, or the session gave it (:func:`require_owner`)."""
-    return owner_passcode_accepted(st.secrets, st.session_state.get("owner_passcode"))
+    """Whether this session may see the owner's pages (:func:`songsim.studies.panel.owner_session`):
+    it gave the ``owner_passcode`` of ``.streamlit/secrets.toml``, or none is set and it
+    comes from this machine."""
+    return owner_session(st.secrets, st.session_state.get("owner_passcode"), client_address())
 
 
 def require_owner() -> None:
-    """The owner sign-in: ask for the owner passcode and, once given, rerun with every page."""
+    """The owner sign-in: ask for the owner passcode and, once given, rerun with every page.
+    Wrong attempts are rate-limited per client address."""
     if is_owner():
         return
     st.title("Owner sign-in")
     st.info("The other pages are for the study owner: they show which space proposed which candidate.")
+    if not owner_passcode_set(st.secrets):
+        st.warning(
+            "This session comes from another machine and the server has no owner passcode, so it can only rate. "
+            "To manage studies from here, set `owner_passcode = \"…\"` in `.streamlit/secrets.toml` on the server "
+            "and restart the app."
+        )
+        return
+    key, limiter = client_address() or "local", passcode_attempts()
+    wait = limiter.wait_s(key)
+    if wait > 0:
+        st.error(f"Too many wrong passcodes from this address: try again in {wait:.0f} s.")
+        return
     given = st.text_input("Owner passcode", type="password", key="owner-passcode-input")
     if given and owner_passcode_accepted(st.secrets, given):
+        limiter.succeeded(key)
         st.session_state["owner_passcode"] = given
         st.rerun()
     if given:
+        if st.session_state.get("owner-passcode-refused") != given:  # a rerun is not another attempt
+            st.session_state["owner-passcode-refused"] = given
+            limiter.failed(key)
         st.error("That is not the owner passcode (`owner_passcode` in .streamlit/secrets.toml).")

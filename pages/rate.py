@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.common import load_catalogue_cached, ratings_log_cached, run_through_app
+from pages.common import client_address, load_catalogue_cached, passcode_attempts, ratings_log_cached, run_through_app
 from songsim.errors import SongsimError
 from songsim.studies.panel import (
     RaterSession,
@@ -41,11 +41,16 @@ def sign_in() -> None:
         rater = st.text_input("Your name or rater id", max_chars=64, help="Use the same name every time: it keeps your place.")
         passcode = st.text_input("Study passcode", type="password", help="Only when the study owner gave you one.")
         if st.form_submit_button("Start rating", type="primary"):
+            address, limiter = client_address() or "local", passcode_attempts()
             if not rater.strip():
                 st.error("Enter your name or rater id.")
+            elif (wait := limiter.wait_s(address)) > 0:
+                st.error(f"Too many wrong passcodes from this address: try again in {wait:.0f} s.")
             elif not passcode_accepted(st.secrets, study, passcode):
+                limiter.failed(address)
                 st.error(f"That is not the passcode of study {study!r}: ask the study owner for it.")
             else:
+                limiter.succeeded(address)
                 st.query_params.update(study=study, rater=rater.strip(), token=session_token(st.secrets, study, rater))
                 st.rerun()
 

@@ -23,7 +23,7 @@ import pandas as pd
 from songsim import config
 from songsim.audio import audio_info, file_fingerprint
 from songsim.errors import AudioError, CatalogueError, UnknownTrackError
-from songsim.files import read_json, write_json
+from songsim.files import csv_original, read_json, write_json
 
 TRACKS_CSV = "tracks.csv"
 REQUIRED_COLUMNS = ("track_id", "path")
@@ -210,6 +210,9 @@ def load_catalogue(root: str | Path, *, check_audio: bool = False) -> Catalogue:
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise CatalogueError(f"{csv_path} is not a readable CSV file ({exc}): fix or re-export it.") from None
     tracks.columns = [str(c).strip() for c in tracks.columns]
+    for column in tracks.columns:  # the text as written, not its formula escape (songsim.files)
+        if tracks[column].dtype.kind not in "biufcmM":
+            tracks[column] = tracks[column].map(csv_original)
     missing = [c for c in REQUIRED_COLUMNS if c not in tracks.columns]
     if missing:
         raise CatalogueError(

@@ -314,6 +314,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
         write_html(report, Path(args.html))
         print(f"wrote {args.html}", file=sys.stderr)
     print(json.dumps(report.as_dict(), indent=2) if args.json else format_text(report))
+    if report.unreadable_rows:
+        print(
+            f"error: {report.unreadable_rows} row(s) of {args.dir}/ratings.csv could not be read, so their ratings are "
+            f"not in these figures: fix them as the warnings above say and run report again.",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

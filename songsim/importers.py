@@ -86,7 +86,7 @@ from songsim.audio import audio_info
 from songsim.catalogue import EMOTIONS, NUMERIC_RANGES, SPOTIFY_FEATURES, TEXT_LABELS, TRACKS_CSV, load_catalogue
 from songsim.config import AUDIO_EXTENSIONS
 from songsim.errors import AudioError, SongsimError
-from songsim.files import atomic_write
+from songsim.files import atomic_write, csv_table_bytes
 
 __all__ = [
     "COLUMN_SYNONYMS",
@@ -731,12 +731,12 @@ def _write(root: Path, rows: list[dict], problems: list[ImportProblem]) -> Path:
         frame["year"] = frame["year"].astype("Int64")
     csv_path = root / TRACKS_CSV
     with atomic_write(csv_path) as handle:
-        handle.write(frame.to_csv(index=False, lineterminator="\n").encode("utf-8"))
+        handle.write(csv_table_bytes(frame, lineterminator="\n"))
     problems_path = root / PROBLEMS_CSV
     if problems:
         table = pd.DataFrame([vars(p) for p in problems], columns=["item", "kind", "action", "reason"])
         with atomic_write(problems_path) as handle:
-            handle.write(table.to_csv(index=False, lineterminator="\n").encode("utf-8"))
+            handle.write(csv_table_bytes(table, lineterminator="\n"))
     else:
         problems_path.unlink(missing_ok=True)
     return csv_path

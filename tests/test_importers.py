@@ -8,6 +8,7 @@ audio by stem, whatever the extension).
 
 from __future__ import annotations
 
+import csv
 import subprocess
 import sys
 from pathlib import Path, PurePosixPath
@@ -109,6 +110,19 @@ def test_folders_read_tags_from_every_format_and_report_unusable_files(tmp_path)
     assert set(reasons) == {"pop/short.wav", "pop/five.m4a"}
     assert "shorter than the minimum" in reasons["pop/short.wav"]
     assert "ffmpeg" in reasons["pop/five.m4a"]
+
+
+def test_tags_that_look_like_formulas_are_escaped_in_tracks_csv_and_read_back_as_written(tmp_path):
+    """Issue 13: a tag such as ``=HYPERLINK(...)`` went verbatim into tracks.csv."""
+    root, audio = tmp_path / "catalogue", tmp_path / "catalogue" / "music"
+    write_song(audio / "rock" / "one.wav", title='=HYPERLINK("http://evil","x")', artist="@Ann", album="-Live-")
+    write_song(audio / "rock" / "two.wav", title="'tis", artist="Bo")
+    import_collection(root, audio, layout="folders")
+    cells = [cell for row in csv.reader((root / "tracks.csv").open(newline="")) for cell in row]
+    assert not [c for c in cells if c and c[0] in "=+-@\t\r"]
+    tracks = load_catalogue(root).tracks.set_index("track_id")
+    assert tracks.loc["rock/one", ["title", "artist", "album"]].tolist() == ['=HYPERLINK("http://evil","x")', "@Ann", "-Live-"]
+    assert tracks.loc["rock/two", "title"] == "'tis"
 
 
 def test_flat_folder_and_colliding_stems(tmp_path):

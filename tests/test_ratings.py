@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import multiprocessing
 import os
+import re
 import signal
 import tempfile
 import time
@@ -282,9 +283,63 @@ def test_a_foreign_header_is_refused_by_reader_and_writer(root):
     path = ratings_path(root)
     path.write_text("when,who,what\n1,2,3\n")
     for action in (lambda: load_ratings(root), lambda: append_rating(root, Rating("pilot", "ann", "q0", "c00", broad=1))):
-        with pytest.raises(RatingsFormatError, match=rf"{path} does not start with the ratings header {','.join(RATING_COLUMNS)}"):
+        with pytest.raises(RatingsFormatError, match=rf"{path}: its first line lacks the column\(s\) timestamp, study, rater") as refused:
             action()
+        assert "the rows below stay as they are" in str(refused.value)
     assert path.read_text() == "when,who,what\n1,2,3\n"
+
+
+def spreadsheet_log(root: Path, columns: list[str], rows: list[dict]) -> Path:
+    """Write ``ratings.csv`` as a spreadsheet would re-save it: ``columns`` in that order."""
+    path = ratings_path(root)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\r\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_a_log_with_an_added_column_is_read_and_appended_in_its_own_order(root):
+    """Issue 13: a column added in a spreadsheet used to refuse the whole log (680 rows skipped)."""
+    columns = ["note", *reversed(RATING_COLUMNS)]
+    row = {"timestamp": "2026-03-01T10:00:00+00:00", "study": "pilot", "rater": "ann", "query_id": "q0",
+           "candidate_id": "c00", "broad": "2", "fine": "75", "comment": "close", "app_version": "0.1.0", "note": "checked"}
+    path = spreadsheet_log(root, columns, [row])
+    log = load_ratings(root)
+    assert log.problems == [] and len(log.warnings) == 1 and "note" in log.warnings[0]
+    assert log.events[["rater", "candidate_id", "broad", "fine", "comment"]].values.tolist() == [["ann", "c00", 2, 75.0, "close"]]
+    append_rating(root, Rating("pilot", "bob", "q0", "c01", broad=1, comment="ok"))
+    lines = path.read_text().splitlines()
+    assert lines[0] == ",".join(columns)  # the file keeps its header and its order
+    appended = dict(zip(columns, next(csv.reader([lines[-1]]))))
+    assert appended["note"] == "" and appended["rater"] == "bob" and appended["broad"] == "1"
+    assert load_ratings(root).events["rater"].tolist() == ["ann", "bob"]
+
+
+def test_a_log_lacking_a_column_names_it_and_keeps_every_row(root):
+    columns = [c for c in RATING_COLUMNS if c != "fine"]
+    path = spreadsheet_log(root, columns, [{"timestamp": "2026-03-01T10:00:00+00:00", "study": "pilot", "rater": "ann",
+                                             "query_id": "q0", "candidate_id": "c00", "broad": "2", "comment": "",
+                                             "app_version": "0.1.0"}])
+    before = path.read_bytes()
+    with pytest.raises(RatingsFormatError, match="lacks the column\\(s\\) fine") as refused:
+        load_ratings(root)
+    assert "move the file away" in str(refused.value) and "fix its first line" not in str(refused.value)
+    with pytest.raises(RatingsFormatError):
+        append_rating(root, Rating("pilot", "bob", "q0", "c01", broad=1))
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("text", ["=HYPERLINK(\"http://x\",\"y\")", "=cmd|' /C calc'!A0", "+1+1", "-2+3", "@SUM(A1)", "\tx", "'=x", "'tis"])
+def test_no_rater_name_or_comment_is_stored_as_a_formula(root, text):
+    """Issue 13: names and comments were written verbatim; a spreadsheet ran them."""
+    rater = text if text.isprintable() else "ann"
+    append_rating(root, Rating("pilot", rater, "q0", "c00", broad=1, comment=text))
+    rows = list(csv.reader(ratings_path(root).open(newline="")))
+    for cell in rows[1]:
+        assert not cell or cell[0] not in "=+-@\t\r" or re.fullmatch(r"[+-]?\d+(\.\d*)?", cell), cell
+    events = load_ratings(root).events
+    assert events["comment"].tolist() == [text] and events["rater"].tolist() == [rater]  # the app shows what was written
 
 
 def test_a_header_re_saved_with_a_bom_and_crlf_is_accepted(root):

@@ -2,6 +2,7 @@
 ndcg_score, the statistics (bootstrap, Friedman, Wilcoxon + Holm), agreement and its ceiling,
 and the exports."""
 
+import csv
 import json
 import math
 import re
@@ -13,6 +14,7 @@ from scipy import stats
 from sklearn.metrics import ndcg_score
 
 from songsim.errors import SongsimError
+from songsim.files import csv_original
 from songsim.metrics import krippendorff_alpha
 from songsim.studies.render import bars_figure, format_text, heatmap_figure, write_html
 from songsim.studies.report import compute_report, report_from
@@ -373,6 +375,18 @@ def test_write_csv_writes_every_table(winner, tmp_path):
     assert {"ndcg@3", "ndcg@3_ci_low", "ndcg@3_ci_high", "ndcg@3_n"} <= set(spaces.columns)
     assert len(pd.read_csv(tmp_path / "csv" / "per_query.csv")) == 36
     assert len(pd.read_csv(tmp_path / "csv" / "pairwise.csv")) == 3
+
+
+def test_no_cell_of_the_exported_tables_runs_as_a_formula(tmp_path):
+    """Issue 13: the report's raters.csv held rater names verbatim (``=HYPERLINK(...)`` ran)."""
+    evil = ['=HYPERLINK("http://evil","x")', "=cmd|' /C calc'!A0", "@SUM(1)", "+1+2"]
+    rows = [(rater, "q1", c, (i + j) % 3, None) for i, rater in enumerate(evil) for j, c in enumerate(["c1", "c2", "c3", "c4"])]
+    report = report_from(make_study(HAND_RUNS), make_latest(rows), n_boot=50)
+    paths = report.write_csv(tmp_path / "csv")
+    cells = [cell for path in paths for row in csv.reader(path.open(newline="")) for cell in row]
+    assert cells and not [c for c in cells if c and c[0] in "=+-@\t\r" and not re.fullmatch(r"[+-]?[\d.]+(e[+-]?\d+)?", c)]
+    raters = pd.read_csv(tmp_path / "csv" / "raters.csv")["rater"].map(csv_original).tolist()
+    assert sorted(raters) == sorted(evil)  # the original names, once the escape is read back
 
 
 def test_text_report(winner):

@@ -49,7 +49,7 @@ from songsim.demo.styles import (
 )
 from songsim.demo.synth import SoundFont
 from songsim.errors import SongsimError
-from songsim.files import atomic_write, read_json, write_json
+from songsim.files import atomic_write, csv_safe, read_json, write_json
 
 GENERATOR_VERSION = 1  # bump whenever the output changes: a cached demo is then rebuilt
 TRACKS_CSV = "tracks.csv"
@@ -408,10 +408,10 @@ def make_demo(out_dir: Path | str, *, seed: int = 0, tracks_per_genre: int = 30,
     writer = csv.DictWriter(table, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
     for spec in specs:
-        writer.writerow({"track_id": spec.track_id, "path": _audio_path(spec, audio_format),
-                         "title": spec.title, "artist": spec.artist, "album": spec.album,
-                         "year": spec.year, "genre": spec.genre,
-                         **_labels(spec, loudness[spec.track_id])})
+        row = {"track_id": spec.track_id, "path": _audio_path(spec, audio_format),
+               "title": spec.title, "artist": spec.artist, "album": spec.album,
+               "year": spec.year, "genre": spec.genre, **_labels(spec, loudness[spec.track_id])}
+        writer.writerow({column: csv_safe(value) for column, value in row.items()})
     with atomic_write(csv_path) as handle:
         handle.write(table.getvalue().encode("utf-8"))
     write_json(out_dir / MANIFEST_JSON, manifest)  # last: it vouches for everything above

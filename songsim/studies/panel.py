@@ -14,16 +14,22 @@ Study passcodes live in ``.streamlit/secrets.toml`` (never in the study file)::
     [study_passcodes]
     pilot-2026 = "blue-harmonica"
 
-A study without an entry is open to any rater name; without ``owner_passcode`` the owner's
-pages are open (a single-user laptop). Set it when raters use the same server, so they cannot
-see which space proposed which candidate.
+A study without an entry is open to any rater name. Who is the owner (:func:`owner_session`):
+with ``owner_passcode`` set, whoever gives it; without it, only a session from this machine
+(loopback: the single-user laptop) — a session from another machine is a rater's, so a rater
+can never see which space proposed which candidate. The app listens on 127.0.0.1 by default
+(``.streamlit/config.toml``); the README says how to open it to a LAN. Wrong passcodes are
+rate-limited per client address (:class:`AttemptLimiter`).
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
+import threading
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -76,6 +82,85 @@ def owner_passcode_accepted(secrets: Mapping, given: str | None) -> bool:
     if not expected:
         return True
     return hmac.compare_digest(str(expected).encode(), (given or "").encode())
+
+
+def is_loopback(address: str | None) -> bool:
+    """Whether a session's client address is this machine (127.0.0.0/8, ::1, "localhost").
+
+    ``None`` (no network peer: a script or ``AppTest``) counts as this machine; an address
+    that cannot be parsed does not.
+    """
+    if address is None:
+        return True
+    text = str(address).strip().strip("[]")
+    if text == "localhost":
+        return True
+    try:
+        parsed = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    mapped = getattr(parsed, "ipv4_mapped", None)  # ::ffff:127.0.0.1
+    return bool(parsed.is_loopback or (mapped is not None and mapped.is_loopback))
+
+
+def owner_passcode_set(secrets: Mapping) -> bool:
+    """Whether the secrets hold an ``owner_passcode``."""
+    try:
+        return bool(secrets.get(OWNER_PASSCODE_KEY))
+    except (FileNotFoundError, KeyError):  # st.secrets without a secrets.toml
+        return False
+
+
+def owner_session(secrets: Mapping, given: str | None, client_address: str | None) -> bool:
+    """Whether a session may use the owner's pages: it gave the ``owner_passcode``, or none is
+    set and the session comes from this machine (:func:`is_loopback`). Every other session is
+    a rater's."""
+    if owner_passcode_set(secrets):
+        return owner_passcode_accepted(secrets, given)
+    return is_loopback(client_address)
+
+
+@dataclass
+class AttemptLimiter:
+    """Rate limit for passcode and token attempts, per key (a client address).
+
+    After ``max_failures`` wrong attempts within ``window_s`` seconds, the key must wait
+    ``lockout_s`` seconds (doubling with every further lockout, up to an hour) before it may
+    try again; a right attempt clears its record. Thread-safe: one instance serves every
+    session of the server process.
+    """
+
+    max_failures: int = 5
+    window_s: float = 60.0
+    lockout_s: float = 30.0
+    _failures: dict[str, list[float]] = field(default_factory=dict, repr=False)
+    _locked_until: dict[str, float] = field(default_factory=dict, repr=False)
+    _lockouts: dict[str, int] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def wait_s(self, key: str, now: float | None = None) -> float:
+        """Seconds ``key`` must wait before its next attempt (0: it may try now)."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            return max(0.0, self._locked_until.get(key, 0.0) - now)
+
+    def failed(self, key: str, now: float | None = None) -> None:
+        """Record a wrong attempt of ``key``."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            recent = [t for t in self._failures.get(key, []) if now - t < self.window_s] + [now]
+            if len(recent) >= self.max_failures:
+                count = self._lockouts.get(key, 0)
+                self._locked_until[key] = now + min(3600.0, self.lockout_s * 2**count)
+                self._lockouts[key] = count + 1
+                recent = []
+            self._failures[key] = recent
+
+    def succeeded(self, key: str) -> None:
+        """Forget ``key``'s wrong attempts."""
+        with self._lock:
+            for record in (self._failures, self._locked_until, self._lockouts):
+                record.pop(key, None)
 
 
 def _passcodes(secrets: Mapping) -> Mapping:

@@ -12,6 +12,13 @@ Columns (:data:`RATING_COLUMNS`)::
     comment       free text (commas, quotes and line breaks are CSV-quoted)
     app_version   songsim version that wrote the row
 
+Columns are read by their header names, so a log re-saved from a spreadsheet still reads:
+reordered columns are read correctly, extra columns are kept and ignored (one warning,
+:attr:`RatingsLog.warnings`), and appends keep the file's own column order (extra columns
+empty). A header lacking one of the columns is refused, naming it, and nothing is appended.
+Text cells are written through :func:`songsim.files.csv_safe`, so no cell runs as a
+spreadsheet formula, and read back as the rater wrote them.
+
 The log is blind: which space proposed a candidate at which rank lives in the study file.
 A revision is a new row; the latest row of a (study, rater, query, candidate) counts
 (:func:`latest_ratings`), the history stays.
@@ -35,8 +42,8 @@ import io
 import math
 import numbers
 import os
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields, replace
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -45,6 +52,7 @@ from filelock import FileLock, Timeout
 
 from songsim import __version__
 from songsim.errors import RatingError, RatingsFormatError, StudyError
+from songsim.files import csv_original, csv_safe
 from songsim.studies.study import BROAD_SCALE, FINE_RANGE, Study, check_rater_name, load_study
 
 RATINGS_CSV = "ratings.csv"
@@ -99,10 +107,13 @@ class RatingsLog:
         in file order; ``broad`` int64, ``fine`` float64 (NaN when empty).
     problems : list of str
         One message per skipped row: "ratings.csv line N: <what is wrong> — skipped; <fix>".
+    warnings : list of str
+        What was read but is not used (columns songsim does not know), once per file.
     """
 
     events: pd.DataFrame
     problems: list[str]
+    warnings: list[str] = field(default_factory=list)
 
 
 def ratings_path(catalogue_root: str | Path) -> Path:
@@ -178,11 +189,10 @@ def append_rating(catalogue_root: str | Path, rating: Rating, *, study: Study | 
     stored = validate_rating(rating, study)
     if not stored.timestamp:
         stored = replace(stored, timestamp=datetime.now(timezone.utc).isoformat(timespec="milliseconds"))
-    row = _csv_row(stored)
     path = ratings_path(catalogue_root)
     try:
         with FileLock(f"{path}.lock", timeout=LOCK_TIMEOUT_S):
-            _append_row(path, row)
+            _append_row(path, stored)
     except Timeout:
         raise RatingError(
             f"Another process has held {path}.lock for over {LOCK_TIMEOUT_S:.0f} s: the rating was not "
@@ -193,36 +203,38 @@ def append_rating(catalogue_root: str | Path, rating: Rating, *, study: Study | 
     return stored
 
 
-def _csv_row(rating: Rating) -> bytes:
-    """The rating as one CSV record (QUOTE_MINIMAL), ending in a line break, UTF-8."""
+def _csv_row(rating: Rating, columns: Sequence[str] = RATING_COLUMNS) -> bytes:
+    """The rating as one CSV record (QUOTE_MINIMAL) with its values in ``columns`` order
+    (a column songsim does not know stays empty), text through :func:`csv_safe`, ending in a
+    line break, UTF-8."""
     buffer = io.StringIO()
-    values = {f.name: getattr(rating, f.name) for f in fields(rating)}
+    values = {f.name: csv_safe(getattr(rating, f.name)) for f in fields(rating)}
     values["fine"] = "" if rating.fine is None else repr(rating.fine)
-    csv.writer(buffer, lineterminator="\n").writerow([values[c] for c in RATING_COLUMNS])
+    csv.writer(buffer, lineterminator="\n").writerow([values.get(c, "") for c in columns])
     return buffer.getvalue().encode()
 
 
-def _append_row(path: Path, row: bytes) -> None:
-    """Append ``row`` (a complete record) to ``path``; the caller holds the lock.
+def _append_row(path: Path, rating: Rating) -> None:
+    """Append ``rating`` as one complete record to ``path``; the caller holds the lock.
 
     A new or empty file gets the header first. Otherwise the stored bytes are scanned: a file
-    that does not start with the header is refused; a torn last record is closed off first (an
-    odd number of ``"`` means a quoted field is still open: ``"`` closes it; a missing final
-    line break is added), so ``row`` starts on its own line and parses on its own. Whatever
-    is added goes out in the same single ``os.write`` as the row, then ``fsync``.
+    whose first line lacks a column of :data:`RATING_COLUMNS` is refused; the record follows
+    the file's own column order; a torn last record is closed off first (an odd number of
+    ``"`` means a quoted field is still open: ``"`` closes it; a missing final line break is
+    added), so the record starts on its own line and parses on its own. Whatever is added
+    goes out in the same single ``os.write`` as the record, then ``fsync``.
     """
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
     try:
         size = os.fstat(fd).st_size
         if size == 0:
-            prefix = _HEADER
+            data = _HEADER + _csv_row(rating)
         else:
             head, quotes, last = _scan(fd, size)
-            first_line = head.decode("utf-8", "replace").removeprefix("\ufeff").split("\n")[0]
-            if not _is_header(next(csv.reader([first_line]), [])):
-                raise RatingsFormatError(_header_message(path, first_line))
+            first_line = head.decode("utf-8", "replace").removeprefix("\ufeff").splitlines()[0]
+            columns = _header_columns(path, next(csv.reader([first_line]), []))
             prefix = (b'"' if quotes % 2 else b"") + (b"\n" if quotes % 2 or last != b"\n" else b"")
-        data = prefix + row
+            data = prefix + _csv_row(rating, columns)
         written = 0
         while written < len(data):  # a regular file takes it whole unless the disk is full
             written += os.write(fd, data[written:])
@@ -251,16 +263,30 @@ def _scan(fd: int, size: int) -> tuple[bytes, int, bytes]:
     return head, quotes, last
 
 
-def _is_header(record: list[str]) -> bool:
-    """Whether a parsed first record is the ratings header (spaces around names allowed)."""
-    return [c.strip() for c in record] == list(RATING_COLUMNS)
+def _header_columns(path: Path, record: list[str]) -> list[str]:
+    """The column names of a parsed first record (stripped), in the file's order.
 
-
-def _header_message(path: Path, found: str) -> str:
-    return (
-        f"{path} does not start with the ratings header {','.join(RATING_COLUMNS)} (found {found[:120]!r}). "
-        f"songsim neither reads nor appends to it: fix its first line, or move the file away to start a new log."
-    )
+    Raises
+    ------
+    RatingsFormatError
+        A column of :data:`RATING_COLUMNS` is missing or a name appears twice; the message
+        names them and a fix that keeps every row.
+    """
+    columns = [c.strip() for c in record]
+    missing = [c for c in RATING_COLUMNS if c not in columns]
+    twice = sorted({c for c in columns if c and columns.count(c) > 1})
+    if missing or twice:
+        what = (f"lacks the column(s) {', '.join(missing)}" if missing else "") + (
+            (" and " if missing else "") + f"names {', '.join(twice)} more than once" if twice else ""
+        )
+        found = ",".join(record)
+        raise RatingsFormatError(
+            f"{path}: its first line {what} (found {found[:160]!r}; songsim reads the columns "
+            f"{', '.join(RATING_COLUMNS)} by name, in any order, and ignores others). Nothing was read or "
+            f"appended: restore the header name(s) in the first line (the rows below stay as they are), or move the "
+            f"file away to start a new log."
+        )
+    return columns
 
 
 def _utc_offset(timestamp: str) -> object | None:
@@ -317,7 +343,8 @@ def load_ratings(catalogue_root: str | Path, *, study: str | None = None) -> Rat
     reader = csv.reader(lines)
     rows: list[tuple] = []
     problems: list[str] = []
-    header_seen = False
+    warnings: list[str] = []
+    columns: list[str] | None = None
     while True:
         start = lines.consumed + 1
         try:
@@ -329,19 +356,23 @@ def load_ratings(catalogue_root: str | Path, *, study: str | None = None) -> Rat
             continue
         if not record:  # a blank line
             continue
-        if not header_seen:
-            if not _is_header(record):
-                raise RatingsFormatError(_header_message(path, ",".join(record)))
-            header_seen = True
+        if columns is None:
+            columns = _header_columns(path, record)
+            unknown = [c or "(unnamed)" for c in columns if c not in RATING_COLUMNS]
+            if unknown:
+                warnings.append(
+                    f"{RATINGS_CSV} has column(s) songsim does not use: {', '.join(unknown)}; they are kept "
+                    f"in the file and ignored (new rows leave them empty)."
+                )
             continue
         try:
-            rows.append((*_parse_row(record), start))
+            rows.append((*_parse_row(_by_name(record, columns)), start))
         except _BadRow as bad:
             problems.append(_problem(start, lines.consumed, *bad.args))
     events = pd.DataFrame(rows, columns=[*RATING_COLUMNS, "line"]).astype(_DTYPES)
     if study is not None:
         events = events[events["study"] == study].reset_index(drop=True)
-    return RatingsLog(events=events, problems=problems)
+    return RatingsLog(events=events, problems=problems, warnings=warnings)
 
 
 def _problem(start: int, end: int, what: str, fix: str) -> str:
@@ -353,10 +384,11 @@ class _BadRow(Exception):
     """A data record that is not a valid rating: args = (what is wrong, the fix)."""
 
 
-def _parse_row(record: list[str]) -> tuple:
-    """A data record as typed values in :data:`RATING_COLUMNS` order (ids stripped, broad int,
-    fine float or NaN); :class:`_BadRow` when it is not a valid rating."""
-    n = len(RATING_COLUMNS)
+def _by_name(record: list[str], columns: list[str]) -> list[str]:
+    """A data record's fields in :data:`RATING_COLUMNS` order, picked by the header's names,
+    text as written (:func:`csv_original`); :class:`_BadRow` when it has another number of
+    fields than the header."""
+    n = len(columns)
     if len(record) != n:
         if len(record) < n:
             raise _BadRow(
@@ -364,6 +396,13 @@ def _parse_row(record: list[str]) -> tuple:
                 "rate that pair again if its rating is missing",
             )
         raise _BadRow(f"{len(record)} fields, expected {n}", "fix the line (fields holding commas must be in double quotes)")
+    position = {name: i for i, name in enumerate(columns)}
+    return [csv_original(record[position[c]]) for c in RATING_COLUMNS]
+
+
+def _parse_row(record: list[str]) -> tuple:
+    """A data record's fields in :data:`RATING_COLUMNS` order as typed values (ids stripped,
+    broad int, fine float or NaN); :class:`_BadRow` when it is not a valid rating."""
     timestamp, study, rater, query_id, candidate_id, broad, fine, comment, app_version = record
     key = (study.strip(), rater.strip(), query_id.strip(), candidate_id.strip())
     for column, value in zip(_KEY, key):

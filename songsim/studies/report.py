@@ -53,7 +53,7 @@ import numpy as np
 import pandas as pd
 
 from songsim.errors import SongsimError
-from songsim.files import atomic_write
+from songsim.files import atomic_write, csv_table_bytes
 from songsim.metrics import (
     MetricWarning,
     average_precision,
@@ -368,6 +368,9 @@ class StudyReport:
         tests in long form; the label-based figures beside human NDCG@K.
     n_boot, seed : int
         Bootstrap resamples and seed of every CI.
+    unreadable_rows : int
+        Rows of the ratings log that could not be read (their problems come first in
+        ``problems``): the figures lack those ratings, so the CLI exits non-zero.
     """
 
     study: Study
@@ -384,6 +387,7 @@ class StudyReport:
     labels_table: pd.DataFrame
     n_boot: int
     seed: int
+    unreadable_rows: int = 0
 
     @property
     def k(self) -> int:
@@ -449,7 +453,7 @@ class StudyReport:
         for name, table in self.tables().items():
             path = Path(out_dir) / f"{name}.csv"
             with atomic_write(path) as handle:
-                handle.write(table.to_csv(index=False).encode())
+                handle.write(csv_table_bytes(table))
             paths.append(path)
         return paths
 
@@ -460,6 +464,7 @@ def report_from(
     *,
     label_figures: Mapping[str, Mapping[str, Any] | str] | None = None,
     problems: Sequence[str] = (),
+    unreadable_rows: int = 0,
     n_boot: int = 2000,
     seed: int = 0,
 ) -> StudyReport:
@@ -479,7 +484,10 @@ def report_from(
         Space → its :func:`songsim.evaluate.evaluate_space` figures, or the reason (str) it
         has none; None: not computed.
     problems : sequence of str
-        Problems found while loading (e.g. the ratings log's torn lines), reported first.
+        Problems found while loading (e.g. the ratings log's torn lines, its unused
+        columns), reported first.
+    unreadable_rows : int
+        How many rows of the log were skipped as unreadable (:attr:`StudyReport.unreadable_rows`).
     n_boot : int >= 1
         Bootstrap resamples of every CI.
     seed : int
@@ -531,6 +539,7 @@ def report_from(
         study=study, per_query=per_query, spaces=spaces, friedman=friedman, pairwise=pairwise, agreement=agreement,
         labels=labels, problems=[*problems, *rating_caveats, *query_caveats], raters=raters, pairs=pairs,
         pairwise_table=pairwise_table, labels_table=labels_table, n_boot=int(n_boot), seed=int(seed),
+        unreadable_rows=int(unreadable_rows),
     )
 
 
@@ -556,7 +565,8 @@ def compute_report(
         study,
         latest_ratings(log.events),
         label_figures=_label_figures(catalogue_root, study) if labels else None,
-        problems=log.problems,
+        problems=[*log.problems, *log.warnings],
+        unreadable_rows=len(log.problems),
         n_boot=n_boot,
         seed=seed,
     )

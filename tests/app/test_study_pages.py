@@ -172,3 +172,53 @@ def test_owner_passcode_keeps_raters_on_the_rating_page(catalogue_dir, monkeypat
     at.run()
     at.switch_page("pages/studies.py").run()
     assert not at.exception and at.title[0].value == "Studies" and at.dataframe
+
+
+
+def test_a_session_from_another_machine_is_a_raters_without_an_owner_passcode(catalogue_dir, monkeypatch):
+    """Issue 13: without ``owner_passcode`` every session had the owner's pages (Catalogue
+    reads and writes server files; Studies shows which space proposed which candidate)."""
+    monkeypatch.setattr("pages.common.client_address", lambda: "192.168.1.23")
+    monkeypatch.setenv("SONGSIM_CATALOGUE", str(catalogue_dir))
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Listen & rate" and not at.sidebar.selectbox
+    for page in ("pages/studies.py", "pages/catalogue.py", "pages/models.py", "pages/explore.py", "pages/report.py"):
+        with pytest.raises(ValueError, match="Known pages"):
+            at.switch_page(page)
+    sign_in = AppTest.from_function(_owner_sign_in, default_timeout=60)
+    sign_in.run()
+    assert not sign_in.text_input and "set `owner_passcode" in sign_in.warning[0].value
+
+    monkeypatch.setattr("pages.common.client_address", lambda: "127.0.0.1")  # the same app on the laptop
+    local = AppTest.from_file(APP, default_timeout=180)
+    local.run()
+    local.switch_page("pages/studies.py").run()
+    assert not local.exception and local.title[0].value == "Studies"
+
+
+def test_wrong_owner_passcodes_are_rate_limited(monkeypatch):
+    """Issue 13: 30 wrong passcodes in 29 s, then the right one worked."""
+    from pages.common import passcode_attempts
+
+    passcode_attempts.clear()
+    monkeypatch.setattr("pages.common.client_address", lambda: "10.0.0.9")
+    sign_in = AppTest.from_function(_owner_sign_in, default_timeout=60)
+    sign_in.secrets["owner_passcode"] = "only-the-owner"
+    sign_in.run()
+    for attempt in range(4):
+        sign_in.text_input(key="owner-passcode-input").input(f"guess-{attempt}").run()
+        assert "not the owner passcode" in sign_in.error[0].value
+    sign_in.run().run()  # a rerun is not another attempt
+    sign_in.text_input(key="owner-passcode-input").input("guess-4").run()  # the fifth
+    sign_in.run()
+    assert not sign_in.text_input and "Too many wrong passcodes" in sign_in.error[0].value
+    assert "owner_passcode" not in sign_in.session_state  # the right passcode cannot even be tried now
+    passcode_attempts.clear()
+
+
+def _owner_sign_in():
+    from pages.common import require_owner
+
+    require_owner()
