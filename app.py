@@ -21,6 +21,7 @@ from pages.common import (
     render_sidebar_if_loadable,
     require_owner,
 )
+from songsim.build import is_built
 from songsim.config import single_threaded_blas
 
 st.cache_resource(single_threaded_blas)()  # once per process: small products, BLAS threads only add overhead
@@ -50,6 +51,8 @@ if navigation.url_path == catalogue_page.url_path:  # manages unbuilt and broken
     st.session_state["catalogue_root"] = str(root)
     render_sidebar_if_loadable(root, is_demo=is_demo)
     navigation.run()
+elif not owner and not is_built(root):  # a rater never starts a build (minutes of CPU anyone could trigger)
+    st.info("The study owner is still preparing this catalogue: come back in a few minutes.")
 elif ensure_built(root, is_demo=is_demo):
     st.session_state["catalogue_root"] = str(root)
     if owner:  # a rater gets no space selector: it lists the spaces a study compares

@@ -120,3 +120,17 @@ def test_report_writes_every_export_and_warns_about_torn_rows(catalogue_dir, cap
 
     code, out, _ = run(capsys, "report", catalogue_dir, "--study", "cli-report")
     assert code == 1 and "ndcg@3" in out.lower()  # the text report is printed all the same
+
+
+def test_report_into_a_path_that_cannot_be_written_is_a_clear_error(catalogue_dir, capsys, tmp_path):
+    """Issue 13: ``report --csv EXISTING_FILE`` ended in a FileExistsError traceback, exit 1."""
+    run(capsys, "study", "create", catalogue_dir, "--name", "cli-unwritable", "--spaces", "handcrafted,random",
+        "--query-ids", "pads-00", "--k", "2")
+    a_file = tmp_path / "taken.txt"
+    a_file.write_text("keep me\n")
+    for option, target in (("--csv", a_file), ("--html", a_file / "report.html")):
+        code, _, err = run(capsys, "report", catalogue_dir, "--study", "cli-unwritable", option, target)
+        assert code == 2 and "Traceback" not in err, err
+        error = err.splitlines()[-1]
+        assert error.startswith(f"error: {a_file}") and ("choose" in error or "remove it" in error or "check the path" in error), err
+    assert a_file.read_text() == "keep me\n"

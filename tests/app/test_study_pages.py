@@ -222,3 +222,15 @@ def _owner_sign_in():
     from pages.common import require_owner
 
     require_owner()
+
+
+def test_a_rater_never_starts_a_build(built_catalogue, tmp_path, monkeypatch):
+    """Issue 13: a rater's first visit could start minutes of CPU work (fitting missing maps, a build)."""
+    unbuilt = Path(shutil.copytree(built_catalogue, tmp_path / "unbuilt", ignore=shutil.ignore_patterns(".songsim")))
+    monkeypatch.setattr("pages.common.client_address", lambda: "192.168.1.23")
+    monkeypatch.setenv("SONGSIM_CATALOGUE", str(unbuilt))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    assert "still preparing this catalogue" in at.info[0].value
+    assert not (unbuilt / ".songsim" / "spaces").exists()
