@@ -33,10 +33,10 @@ from songsim.catalogue import SPOTIFY_FEATURES, load_catalogue
 from songsim.evaluate import evaluate_space
 from songsim.features import extract_features
 from songsim.measure import MEASURED_FEATURES, measure_metadata
-from songsim.spaces.base import TrainingOptions, in_build_order, space_names, space_type
+from songsim.spaces.base import SPACE_INPUT_PREFIX, TrainingOptions, space_names, space_type
 from songsim.spaces.inputs import space_inputs
 from songsim.spaces.learned import CNNSpaceConfig
-from songsim.spaces.store import features_cache_dir
+from songsim.spaces.store import build_order, features_cache_dir, used_inputs
 from songsim.train import choose_device
 
 LEARNED_SPACES = space_names(family="learned")
@@ -78,14 +78,19 @@ def main() -> None:
 
     options = TrainingOptions(device=args.device, max_epochs=args.epochs, catalogue_fingerprint=catalogue.fingerprint(fingerprints))
     fitted, train_s, figures, history = {}, {}, {}, {}
-    for name in in_build_order([*BASELINES, *LEARNED_SPACES]):
+    order = build_order(catalogue, [*BASELINES, *LEARNED_SPACES])
+    for name in order:
         cls = space_type(name)
         if any(not catalogue.has_labels(c) for c in cls.required_labels):
             figures[name] = {"skipped": f"no {', '.join(cls.required_labels)} labels"}
             continue
+        used = [  # as build does: the optional inputs the catalogue has (store.used_inputs)
+            i for i in used_inputs(cls, catalogue, building=order)
+            if not i.startswith(SPACE_INPUT_PREFIX) or i.removeprefix(SPACE_INPUT_PREFIX) in fitted
+        ]  # fmt: skip
         inputs = space_inputs(
             cls, catalogue, paths=paths, fingerprints=fingerprints, keys=catalogue.track_ids,
-            dependency_vectors=lambda d: fitted[d].vectors_,
+            dependency_vectors=lambda d: fitted[d].vectors_, names=used,
         )  # fmt: skip
         space = cls(config=CNNSpaceConfig(aux_weight=args.emotion_aux_weight)) if name == "emotion-cnn" else cls()
         started = time.perf_counter()

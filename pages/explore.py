@@ -17,8 +17,8 @@ from pages.common import (
 )
 from songsim.config import AUDIO_EXTENSIONS
 from songsim.errors import SongsimError
-from songsim.maps import map_methods
-from songsim.neighbours import HUBNESS_METHODS, METRICS, ExactIndex
+from songsim.maps import map_label, map_methods
+from songsim.neighbours import HUBNESS_METHODS, METRICS, PRECOMPUTED, ExactIndex
 from songsim.plots import MapLayers, colour_options, map_figure, map_layers
 from songsim.query import (
     Upload,
@@ -169,7 +169,7 @@ if uploaded is not None and uploaded.file_id != st.session_state.get("upload_han
         st.error(str(exc))
 
 controls = st.columns([2, 3, 3, 2])
-method = controls[0].radio("Map", list(MAP_METHODS), format_func=MAP_METHODS.get, horizontal=True, key="method")
+method = controls[0].radio("Map", list(MAP_METHODS), format_func=lambda m: map_label(m, space.metric), horizontal=True, key="method")
 colours = colour_options(catalogue)
 colour_by = controls[1].radio("Colour by", colours or ["none"], horizontal=True, key="colour_by")
 where = controls[2].radio(
@@ -177,9 +177,13 @@ where = controls[2].radio(
     format_func={"space": "the space", "map": "the 2-D map"}.get,
     help="The map squeezes the space into 2-D; compare both to see where the picture misleads.",
 )
+# a space that gives distances (an imported matrix, musly) has no cosine or euclidean: only its own distances
+similarities = [PRECOMPUTED] if space.metric == PRECOMPUTED else list(METRICS)
 metric = controls[3].radio(
-    "Similarity", METRICS, index=METRICS.index(space.metric), horizontal=True, key=f"metric:{space_name}",
-    help="Starts at the space's own similarity (euclidean for vectors whose length means something, e.g. a 2-D code).",
+    "Similarity", similarities, index=similarities.index(space.metric), horizontal=True, key=f"metric:{space_name}",
+    format_func=lambda m: "its own distances" if m == PRECOMPUTED else m,
+    help="Starts at the space's own similarity (euclidean for vectors whose length means something, e.g. a 2-D code; "
+    "a space that gives distances is searched by its distances only).",
 )
 exclude_artist = controls[3].toggle("Artist filter", key="exclude_artist", help="Leave out the query's own artist (MIREX).")
 hubness = controls[3].selectbox(
@@ -230,7 +234,7 @@ with map_column:
         else ""
     )
     st.caption(
-        f"{MAP_METHODS[method]} map of **{space_name}** · trustworthiness {fitted.trustworthiness_:.2f} "
+        f"{map_label(method, space.metric)} map of **{space_name}** · trustworthiness {fitted.trustworthiness_:.2f} "
         f"(1 = the map keeps every 5-nearest neighbourhood) · {shared} of the top-{K} in the space are "
         f"also the top-{K} on the map{fitted_on}{drawn}. Click a point to make it the query."
     )

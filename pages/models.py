@@ -10,9 +10,10 @@ from songsim.evaluate import OVERLAP_NS, evaluate_catalogue, figures_table
 from songsim.plots import confusion_figure, loss_curves
 from songsim.spaces.learned import training_summary
 from songsim.spaces.plugins import plugin_problems
-from songsim.neighbours import METRICS
+from songsim.neighbours import METRICS, PRECOMPUTED
+from songsim.spaces.imported import DISTANCE_FORMATS, MAX_DISTANCE_TRACKS
 from songsim.spaces.imported import FORMATS as VECTOR_FORMATS
-from songsim.spaces.store import built_space_names, import_vector_bytes, space_dir, stored_meta
+from songsim.spaces.store import built_space_names, import_distance_bytes, import_vector_bytes, space_dir, stored_meta
 from songsim.stages import MISSING, STALE, space_states
 
 FIGURES = {
@@ -61,8 +62,17 @@ for problem in plugin_problems():  # every other space works; the message names 
 rows = space_states(root)
 st.dataframe(
     pd.DataFrame(rows), hide_index=True, width="stretch",
-    column_config={"fitted_at": "fitted at (UTC)", "fit_seconds": "fit s", "package": "plug-in package"},
+    column_config={
+        "fitted_at": "fitted at (UTC)", "fit_seconds": "fit s", "package": "plug-in package",
+        "used_inputs": st.column_config.ListColumn(
+            "inputs used", help="What the stored fit was made from (for a space not built: what a build would use now)",
+        ),
+    },
 )  # fmt: skip
+st.caption(
+    "**Inputs used**: a space with optional inputs (fusion-ae, triplet) uses each one this catalogue has — a space "
+    "it can build (its labels exist), a slow one such as musicnn only once built; gaining one makes it stale."
+)
 buildable = [row["space"] for row in rows if row["state"] in (MISSING, STALE)]
 if buildable and st.button(f"Build {', '.join(buildable)}", type="primary"):
     with st.status(f"Building {', '.join(buildable)}…", expanded=True) as status:
@@ -80,38 +90,60 @@ if buildable and st.button(f"Build {', '.join(buildable)}", type="primary"):
 for name, reason in st.session_state.pop("models_build_skipped", {}).items():
     st.warning(f"Not built: {name} — {reason}")
 
-with st.expander("Import your own vectors as a space"):
+with st.expander("Import your own vectors or distances as a space"):
     st.caption(
-        "One vector per track: `.npz` (arrays `ids`, `vectors`), `.csv` or `.parquet` (a `track_id` column and one "
+        "**Vectors**, one per track: `.npz` (arrays `ids`, `vectors`), `.csv` or `.parquet` (a `track_id` column and one "
         "column per dimension), `.npy` or the TensorBoard Projector's `vectors.tsv` with an ids file (one track id "
-        "or audio path per line, or the Projector's `metadata.tsv`). Tracks the file lacks are listed and left out."
+        "or audio path per line, or the Projector's `metadata.tsv`). **Distances** (as MIREX systems gave them): a "
+        f"tab-separated N × N matrix (`.tsv`/`.txt`, at most {MAX_DISTANCE_TRACKS:,} tracks) whose first row and first "
+        "column name the tracks (track ids or audio paths; the corner cell is ignored), row = query, smaller = closer. "
+        "Tracks the file lacks are listed and left out."
     )
     with st.form("import-vectors", clear_on_submit=False):
         import_name = st.text_input("Name of the space", placeholder="e.g. my-model")
-        vectors_upload = st.file_uploader("Vectors file", type=[f.lstrip(".") for f in VECTOR_FORMATS])
-        ids_upload = st.file_uploader("Ids file (for .npy and .tsv)", type=["txt", "tsv", "csv"])
-        import_metric = st.radio("The similarity the vectors are made for", METRICS, horizontal=True)
-        import_description = st.text_input("What the vectors are (optional)")
+        import_kind = st.radio(
+            "The file holds", ["vectors", "distances"], horizontal=True, key="import_kind",
+            format_func={"vectors": "vectors (one per track)", "distances": "a distance matrix (N × N)"}.get,
+        )  # fmt: skip
+        vectors_upload = st.file_uploader(
+            "Vectors file or distance matrix", type=sorted({f.lstrip(".") for f in (*VECTOR_FORMATS, *DISTANCE_FORMATS)})
+        )
+        ids_upload = st.file_uploader("Ids file (vectors in .npy and .tsv)", type=["txt", "tsv", "csv"])
+        import_metric = st.radio("The similarity the vectors are made for (vectors only)", METRICS, horizontal=True)
+        import_description = st.text_input("What the vectors or distances are (optional)")
         submitted = st.form_submit_button("Import")
     if submitted:
         if vectors_upload is None:
-            st.error("Choose the vectors file first.")
+            st.error(f"Choose the {'distance matrix' if import_kind == 'distances' else 'vectors file'} first.")
+        elif import_kind == "distances" and ids_upload is not None:
+            st.error("A distance matrix names its tracks in its first row and column: leave the ids file out.")
         else:
             try:
-                imported = import_vector_bytes(
-                    root, name=import_name.strip(), vectors=(vectors_upload.name, vectors_upload.getvalue()),
-                    ids=None if ids_upload is None else (ids_upload.name, ids_upload.getvalue()),
-                    metric=import_metric, description=import_description.strip(),
-                )  # fmt: skip
+                if import_kind == "distances":
+                    imported = import_distance_bytes(
+                        root, name=import_name.strip(), distances=(vectors_upload.name, vectors_upload.getvalue()),
+                        description=import_description.strip(),
+                    )  # fmt: skip
+                else:
+                    imported = import_vector_bytes(
+                        root, name=import_name.strip(), vectors=(vectors_upload.name, vectors_upload.getvalue()),
+                        ids=None if ids_upload is None else (ids_upload.name, ids_upload.getvalue()),
+                        metric=import_metric, description=import_description.strip(),
+                    )  # fmt: skip
             except SongsimError as exc:
                 st.error(str(exc))
             else:
                 st.session_state.models_imported = imported.as_dict()
                 st.rerun()
     if last := st.session_state.get("models_imported"):
-        st.success(f"Imported **{last['name']}**: {last['dim']}-d vectors for {last['n_covered']} of {last['n_tracks']} tracks.")
+        distances = last.get("kind") == "distances"
+        what = f"a {last['n_covered']} × {last['n_covered']} distance matrix" if distances else f"{last['dim']}-d vectors"
+        st.success(f"Imported **{last['name']}**: {what} for {last['n_covered']} of {last['n_tracks']} tracks.")
         if last["missing"]:
-            st.info(f"No vector (left out of its searches, maps, figures and study pools): {', '.join(last['missing'][:50])}")
+            st.info(
+                f"No {'distances' if distances else 'vector'} (left out of its searches, maps, figures and study pools): "
+                f"{', '.join(last['missing'][:50])}"
+            )
 
 st.subheader("Scored against the labels")
 st.caption(
@@ -126,15 +158,22 @@ st.caption(
     "= share of the reference top-n in the space's top-n, edit distance = Levenshtein distance between the two "
     "ranked lists over their length (0 = identical). **V-measure / AMI**: k-means and Gaussian-mixture clusters "
     "(as many as genres) against genre. **Hubness**: skewness of how often each song appears in others' top-5, and the share that "
-    "never does (orphans). Supervised spaces are scored only with queries from their own test split."
+    "never does (orphans). Supervised spaces are scored only with queries from their own test split; "
+    "`python -m songsim evaluate DIR --folds K` scores them with K fold models instead, every song a query. "
+    "**[low, high]**: 95 % bootstrap interval over the songs (the same resamples for every space); the clustering "
+    "figures have none."
 )
 if built:
     result = evaluation(root, fit_keys)
-    st.dataframe(figures_table(result).rename(index=FIGURES), width="stretch")
+    st.dataframe(figures_table(result, with_ci=True).rename(index=FIGURES), width="stretch")
     counts = {name: scores.get("n_queries", {}).get("genre_p@5") for name, scores in result["spaces"].items()}
     st.caption("Queries per space (genre P@5): " + ", ".join(f"{n}: {c}" for n, c in counts.items()))
     euclidean = [name for name, scores in result["spaces"].items() if scores.get("metric") == "euclidean"]
-    st.caption("Similarity: euclidean for " + ", ".join(euclidean) + "; cosine for the rest." if euclidean else "Similarity: cosine.")
+    given = [name for name, scores in result["spaces"].items() if scores.get("metric") == PRECOMPUTED]
+    st.caption(
+        "Similarity: " + "".join(f"{kind} for {', '.join(names)}; " for kind, names in (("euclidean", euclidean), ("−distance as given", given)) if names)
+        + ("cosine for the rest." if euclidean or given else "cosine.")
+    )
     for name, scores in result["spaces"].items():
         for figure, reason in scores.get("skipped", {}).items():
             st.info(f"{name}: {FIGURES.get(figure, figure)} skipped — {reason}")

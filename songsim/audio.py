@@ -287,6 +287,7 @@ def load_clip(
     sr_hz: int = SAMPLE_RATE_HZ,
     duration_s: float | None = CLIP_DURATION_S,
     position: Literal["middle", "start"] = "middle",
+    max_start_s: float | None = None,
 ) -> np.ndarray:
     """Decode an excerpt of an audio file as a mono float32 clip at ``sr_hz``.
 
@@ -312,6 +313,10 @@ def load_clip(
         ``MIN_DURATION_S``) is returned whole; ``None`` returns the whole file.
     position : {"middle", "start"}
         Where the excerpt is taken from: centred in the file, or from its first sample.
+    max_start_s : float, optional
+        With ``position="middle"``: the excerpt starts at this many seconds at the latest
+        (centred in a short file, from ``max_start_s`` in a long one) -- Musly's own excerpt
+        rule, ``musly -a`` analysing 30 s from ``min(48 s, (duration - 30 s) / 2)``.
 
     Returns
     -------
@@ -345,6 +350,8 @@ def load_clip(
         raise ValueError(f"duration_s must be a positive number or None, got {duration_s!r}")
     if position not in ("middle", "start"):
         raise ValueError(f"position must be 'middle' or 'start', got {position!r}")
+    if max_start_s is not None and not (np.isfinite(max_start_s) and max_start_s >= 0):
+        raise ValueError(f"max_start_s must be a non-negative number or None, got {max_start_s!r}")
     sr_hz = int(sr_hz)
 
     f, label = _open(source, name)
@@ -361,6 +368,8 @@ def load_clip(
         if duration_s is not None:
             want = min(frames, int(round(duration_s * native_hz)))
         start = (frames - want) // 2 if position == "middle" else 0
+        if max_start_s is not None:
+            start = min(start, int(round(max_start_s * native_hz)))
         try:
             if f.seekable() and f.format not in _NO_SEEK_FORMATS:
                 f.seek(start)

@@ -21,10 +21,10 @@ from songsim.config import DEFAULT_MAP_METHODS
 from songsim.errors import SongsimError, SpaceOutputError
 from songsim.features import feature_backend
 from songsim.spaces.base import (
+    SPACE_INPUT_PREFIX,
     Space,
     TrainingOptions,
     checked_vectors,
-    in_build_order,
     space_dependencies,
     space_names,
     space_type,
@@ -33,6 +33,7 @@ from songsim.spaces.imported import ImportedSpace, imported_space_names
 from songsim.spaces.inputs import space_inputs
 from songsim.spaces.store import (
     TRAINING_STATE_FILE,
+    build_order,
     current_fit_key,
     fit_and_store_map,
     load_built_space,
@@ -43,6 +44,7 @@ from songsim.spaces.store import (
     space_dir,
     space_info,
     stored_fit_key,
+    used_inputs,
 )
 
 #: the app's demo is FLAC: Vorbis encoding would double the first start on 2 cores (~210 MB)
@@ -158,7 +160,10 @@ def _build_locked(
 
     names = list(spaces) if spaces is not None else [*space_names(), *imported_space_names(catalogue.derived_dir)]
     imported = [name for name in names if isinstance(space_info(catalogue, name), ImportedSpace)]
-    space_classes = [space_type(name) for name in in_build_order([n for n in names if n not in imported])]
+    # required inputs first, and the optional inputs each space uses here (store.used_inputs: a
+    # built_on_request space such as musicnn only where stored or asked for in this build)
+    space_classes = [space_type(name) for name in build_order(catalogue, [n for n in names if n not in imported])]
+    building = [cls.name for cls in space_classes]
     labels = {c: catalogue.labels(c) for c in catalogue.tracks.columns}
     fitted_spaces: dict[str, Space] = {}
     for name in imported:  # stored by `songsim space import`: nothing to fit, only maps
@@ -175,8 +180,13 @@ def _build_locked(
         stage = f"space:{cls.name}"
         stage_started = time.perf_counter()
         folder = space_dir(catalogue.derived_dir, cls.name)
+        # the optional inputs it can use, less any whose space this build did not make after all
+        used = tuple(
+            name for name in used_inputs(cls, catalogue, building=building)
+            if not name.startswith(SPACE_INPUT_PREFIX) or name.removeprefix(SPACE_INPUT_PREFIX) in fitted_spaces
+        )  # fmt: skip
         options = replace(training or TrainingOptions(), catalogue_fingerprint=catalogue_key)
-        key = current_fit_key(cls, catalogue, catalogue_key, seed=seed, training=options)
+        key = current_fit_key(cls, catalogue, catalogue_key, seed=seed, training=options, used=used)
         options = replace(options, resume_path=str(folder / TRAINING_STATE_FILE), resume_key=key)
         stored = load_current_space(folder, key)
         if stored is not None:
@@ -197,6 +207,7 @@ def _build_locked(
                 report.count_features(kind, cached=done, total=total),
                 report_progress("features", done / max(total, 1), f"{name}: {kind} features {done}/{total} tracks ({report.feature_backend})"),
             ),
+            names=used,
         )
         report_progress(stage, 0.5, f"{cls.name}: fitting")
         fit_started = time.perf_counter()
@@ -206,6 +217,8 @@ def _build_locked(
         except SpaceOutputError as exc:
             report.skipped[cls.name] = str(exc)
             continue
+        if getattr(space, "used_inputs_", None) is None:  # what transform gets for an upload
+            space.used_inputs_ = used
         save_space(space, folder, fit_key=key, fit_seconds=time.perf_counter() - fit_started)
         (folder / TRAINING_STATE_FILE).unlink(missing_ok=True)  # the trained model is stored now
         fitted_spaces[cls.name] = space

@@ -10,8 +10,9 @@
     python -m songsim spaces [DIR] [--json]       every registered space (with its dimension in DIR)
     python -m songsim space import DIR --name NAME --vectors FILE [--ids FILE] [--metric cosine|euclidean]
                                                    your own vectors as a space of the catalogue
-    python -m songsim evaluate DIR [--spaces a,b] [--metric cosine|euclidean] [--json]
-                                                   label-based scores of every space
+    python -m songsim space import DIR --name NAME --distances FILE   a tab-separated N×N distance matrix
+    python -m songsim evaluate DIR [--spaces a,b] [--metric cosine|euclidean] [--folds K] [--json]
+                                                   label-based scores of every space, with 95 % CIs
     python -m songsim study create DIR --name NAME --spaces a,b [--queries 20] [--k 5] [--seed S]
                             [--raters-per-pair 2] [--panel-size P] [--threshold 1] [--no-artist-filter]
                             [--query-ids id1,id2] [--upload FILE ...]    pool the spaces' top-k for a panel
@@ -41,7 +42,7 @@ from tqdm import tqdm
 
 from songsim import config
 from songsim.config import DEFAULT_MAP_METHODS, single_threaded_blas
-from songsim.errors import SongsimError
+from songsim.errors import SongsimError, os_error_message
 from songsim.neighbours import HUBNESS_METHODS, METRICS
 
 
@@ -181,18 +182,28 @@ def _cmd_query(args: argparse.Namespace) -> int:
 
 
 def _cmd_space_import(args: argparse.Namespace) -> int:
-    from songsim.spaces.store import import_vectors
+    from songsim.spaces.store import import_distances, import_vectors
 
-    report = import_vectors(
-        args.dir, name=args.name, vectors=args.vectors, ids=args.ids, metric=args.metric, description=args.description or ""
-    )
+    if args.distances is not None:
+        if args.ids is not None or args.metric is not None:
+            raise SongsimError(
+                "--ids and --metric are for --vectors: a distance matrix names its tracks in its first row and column, "
+                "and is searched by its own distances (smaller = closer). Leave them out."
+            )
+        report = import_distances(args.dir, name=args.name, distances=args.distances, description=args.description or "")
+    else:
+        report = import_vectors(
+            args.dir, name=args.name, vectors=args.vectors, ids=args.ids, metric=args.metric or "cosine",
+            description=args.description or "",
+        )  # fmt: skip
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
-        print(f"imported {report.name}: {report.dim}-d vectors for {report.n_covered} of {report.n_tracks} tracks from {report.source}")
+        print(report.summary())
         if report.missing:
             shown = ", ".join(report.missing[:20]) + (f" … and {len(report.missing) - 20} more" if len(report.missing) > 20 else "")
-            print(f"no vector (left out of its searches, maps, figures and study pools): {shown}")
+            what = "no distances" if report.kind == "distances" else "no vector"
+            print(f"{what} (left out of its searches, maps, figures and study pools): {shown}")
         print(f"its maps are fitted on first view, or now with `python -m songsim build {args.dir} --spaces {report.name}`")
     return 0
 
@@ -213,19 +224,33 @@ def _cmd_spaces(args: argparse.Namespace) -> int:
             package = f" from {row['package']} {row['package_version']}" if row.get("package") else ""
             print(f"{row['name']:<16} {row['origin']:<9} {', '.join(traits)}{built}{package}")
             print(f"{'':<16} {row['description']}")
-            needs = f"inputs {', '.join(row['inputs'])}" + (f"; labels {', '.join(row['required_labels'])}" if row["required_labels"] else "")
+            needs = f"inputs {', '.join(row['inputs'])}" + (f" (optional: {', '.join(row['optional_inputs'])})" if row["optional_inputs"] else "")
+            needs += f"; labels {', '.join(row['required_labels'])}" if row["required_labels"] else ""
+            needs += f"; uses {', '.join(row['used_inputs'])} here" if row.get("used_inputs") and row["optional_inputs"] else ""
             print(f"{'':<16} {needs}")
     return 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from songsim.evaluate import evaluate_catalogue, format_table
+    from songsim.spaces.base import TrainingOptions
 
     update, bar = _progress_bar("evaluating")
     spaces = [s.strip() for s in args.spaces.split(",") if s.strip()] if args.spaces else None
+
+    def progress(stage: str, fraction: float, message: str) -> None:
+        if stage.startswith("folds:"):  # one line per fold model: trained (how long) or reused
+            tqdm.write(message, file=sys.stderr)
+        update(stage, fraction, message)
+
+    def on_epoch(space: str, epoch: int, max_epochs: int, train_loss: float, val_loss: float | None) -> None:
+        shown = f"{val_loss:.3f}" if val_loss is not None else "–"
+        update(f"train:{space}", epoch / max_epochs, f"{space}: epoch {epoch}/{max_epochs} loss {train_loss:.3f} val {shown}")
+
     with bar:
         result = evaluate_catalogue(
-            args.dir, spaces=spaces, seed=args.seed, k=args.k, metric=args.metric, hubness=args.hubness, on_progress=update
+            args.dir, spaces=spaces, seed=args.seed, k=args.k, metric=args.metric, hubness=args.hubness, folds=args.folds,
+            training=TrainingOptions(device=args.device, on_epoch=on_epoch), n_boot=args.resamples, on_progress=progress,
         )
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0
@@ -525,24 +550,38 @@ def make_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="label-based figures (genre P@k, nDCG, MAP, clustering, hubness) per built space")
     evaluate.add_argument("dir", help="a built catalogue folder")
     evaluate.add_argument("--spaces", default=None, help="comma-separated space names (default: every built space)")
-    evaluate.add_argument("--seed", type=int, default=0, help="seed of the ranking protocol's draws and the clusterings")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the ranking protocol's draws, the clusterings and the bootstrap")
     evaluate.add_argument("-k", type=int, default=5, help="neighbours per query for P@k, year distance and hubness")
     evaluate.add_argument(
         "--metric", choices=METRICS, default=None,
         help="similarity of every figure (default: each space's own: euclidean for wavenet, ae-2d, spectrogram-l2)",
     )
     _add_hubness_argument(evaluate)
+    evaluate.add_argument(
+        "--folds", type=int, default=None, metavar="K",
+        help="score every space that holds out test rows (and every space built on one) with K fold models, so every "
+        "song is a query (trained once, then reused; K <= the smallest genre's song count)",
+    )
+    evaluate.add_argument("--device", default=None, help="where fold models train: cpu, cuda or mps (default: cuda, else mps, else cpu)")
+    evaluate.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples of every figure's 95 %% CI")
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     evaluate.set_defaults(run=_cmd_evaluate)
 
     space = sub.add_parser("space", help="spaces of one catalogue: import your own vectors")
     space_sub = space.add_subparsers(dest="space_command", required=True)
-    imported = space_sub.add_parser("import", help="import one vector per track (.npy + --ids, .npz, .csv, .parquet, .tsv + --ids)")
+    imported = space_sub.add_parser(
+        "import", help="import one vector per track (.npy + --ids, .npz, .csv, .parquet, .tsv + --ids) or a distance matrix (.tsv)"
+    )
     imported.add_argument("dir", help="a catalogue folder holding tracks.csv")
     imported.add_argument("--name", required=True, help="the space's name (lower-case letters, digits, _ . -)")
-    imported.add_argument("--vectors", required=True, help="the vectors file")
+    source = imported.add_mutually_exclusive_group(required=True)
+    source.add_argument("--vectors", default=None, help="the vectors file")
+    source.add_argument(
+        "--distances", default=None,
+        help="a tab-separated N×N distance matrix (.tsv/.txt; first row and column name the tracks; smaller = closer)",
+    )  # fmt: skip
     imported.add_argument("--ids", default=None, help="track ids (or audio paths), one per line: for .npy, and the Projector's metadata.tsv")
-    imported.add_argument("--metric", choices=METRICS, default="cosine", help="the similarity the vectors are made for")
+    imported.add_argument("--metric", choices=METRICS, default=None, help="the similarity the vectors are made for (default cosine; not with --distances)")
     imported.add_argument("--description", default=None, help="one line saying what the vectors are")
     imported.add_argument("--json", action="store_true", help="print JSON")
     imported.set_defaults(run=_cmd_space_import)
@@ -565,4 +604,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return args.run(args)
     except SongsimError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a folder that cannot be written, a file that exists, a full disk
+        print(f"error: {os_error_message(exc)}", file=sys.stderr)
         return 2

@@ -100,6 +100,11 @@ class MusicnnNotInstalledError(SongsimError):
     (``pip install --no-deps -r requirements-models.txt``)."""
 
 
+class MuslyNotInstalledError(SongsimError):
+    """The ``pymusly`` package, which the ``musly`` space runs, is not installed
+    (``pip install -r requirements.txt``)."""
+
+
 class NotBuiltError(SongsimError):
     """A derived file (features, space, map) has not been built yet."""
 
@@ -110,8 +115,8 @@ class RatingError(SongsimError):
 
 
 class RatingsFormatError(SongsimError):
-    """``ratings.csv`` does not start with the ratings header, so songsim neither reads nor
-    appends to it; the message names the file and the expected header."""
+    """``ratings.csv``'s first line lacks a ratings column (or names one twice), so songsim
+    neither reads nor appends to it; the message names the file, the columns and the fix."""
 
 
 class StudyError(SongsimError):
@@ -120,3 +125,28 @@ class StudyError(SongsimError):
 
 class SoundFontError(SongsimError):
     """The SoundFont file is missing, not a SoundFont 2 file, or structurally broken."""
+
+
+def os_error_message(error: OSError) -> str:
+    """What went wrong with a file, naming it, and the fix, for a person (no traceback).
+
+    ``error`` is any :class:`OSError` (permission denied, file exists, disk full, read-only
+    file system, missing folder …); the message starts with the file's path when it has one.
+    """
+    path = error.filename if error.filename is not None else ""
+    what = error.strerror or str(error) or type(error).__name__
+    if isinstance(error, PermissionError):
+        fix = "choose a folder you may write to, or fix its permissions"
+    elif isinstance(error, FileExistsError):
+        fix = "remove it first, or choose another path"
+    elif isinstance(error, FileNotFoundError):
+        fix = "check the path (its folder must exist)"
+    elif isinstance(error, IsADirectoryError):
+        fix = "give a file, not a folder"
+    elif error.errno == 28:  # ENOSPC
+        fix = "free disk space and try again"
+    elif error.errno == 30:  # EROFS
+        fix = "choose a folder on a writable disk"
+    else:
+        fix = "check the path and try again"
+    return f"{path}: {what.lower()}; {fix}." if path else f"{what}; {fix}."

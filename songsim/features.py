@@ -11,7 +11,7 @@ Hann window, centred frames with zero padding -- librosa's defaults, computed he
 Units: frequencies in hertz, levels in dB; ``(n_mels, n_frames)`` arrays have frequency on
 the first axis and time on the second, like librosa.
 
-Three feature kinds are cached per track by :func:`extract_features`:
+These feature kinds are cached per track by :func:`extract_features`:
 
 ``"mel"``
     :func:`log_mel_spectrogram`, the input of the CNNs.
@@ -28,6 +28,13 @@ Three feature kinds are cached per track by :func:`extract_features`:
     layer and its 50 MSD tag probabilities, each the mean over the clip's 3 s patches
     (``MUSICNN_DIM = 250`` values). Computed with one torch thread, like the BLAS pin below,
     so every process gives the same numbers; on the GPU when there is one.
+``"musly"``
+    :func:`musly_features`: Musly's ``timbre`` model of the excerpt Musly's own command line
+    analyses (30 s, centred but from 48 s at the latest: :data:`CLIP_OPTIONS`), as
+    ``pymusly``'s ``serialize_track`` writes it (``MUSLY_DIM = 351`` values, native float32;
+    :mod:`songsim.models.musly`).
+
+Every kind but ``"musly"`` decodes the middle ``CLIP_DURATION_S`` seconds.
 """
 
 from __future__ import annotations
@@ -71,12 +78,13 @@ __all__ = [
     "handcrafted_features",
     "log_mel_spectrogram",
     "musicnn_features",
+    "musly_features",
 ]
 
-FeatureKind = Literal["handcrafted", "mel", "chroma", "musicnn"]
-FEATURE_KINDS: tuple[str, ...] = ("handcrafted", "mel", "chroma", "musicnn")
+FeatureKind = Literal["handcrafted", "mel", "chroma", "musicnn", "musly"]
+FEATURE_KINDS: tuple[str, ...] = ("handcrafted", "mel", "chroma", "musicnn", "musly")
 #: the kinds that are one vector per track, returned stacked (n_tracks, dim) by extract_features
-VECTOR_KINDS: tuple[str, ...] = ("handcrafted", "musicnn")
+VECTOR_KINDS: tuple[str, ...] = ("handcrafted", "musicnn", "musly")
 
 # Bump when the feature code changes in a way that changes its numbers: every cached file of
 # the old version is then ignored (it lives in a folder named by a hash of the settings).
@@ -139,6 +147,16 @@ MUSICNN_N_TAGS = 50  # MSD tag probabilities, songsim.models.musicnn.msd_tags() 
 MUSICNN_DIM = MUSICNN_EMBEDDING_DIM + MUSICNN_N_TAGS  # one cached "musicnn" vector: embedding, then tags
 # Bump when the port or its input pipeline changes its numbers (songsim/models/musicnn.py).
 MUSICNN_PORT_VERSION = 1
+
+# --- musly ------------------------------------------------------------------------------------
+MUSLY_DIM = 351  # a serialised Musly timbre track (songsim.models.musly.TRACK_DIM)
+MUSLY_EXCERPT_MAX_START_S = 48.0  # musly -a: 30 s centred, starting at 48 s at the latest
+#: how each kind's excerpt is decoded (songsim.audio.load_clip keywords); the default for the others
+CLIP_OPTIONS: dict[str, dict[str, object]] = {
+    "musly": {"duration_s": CLIP_DURATION_S, "position": "middle", "max_start_s": MUSLY_EXCERPT_MAX_START_S},
+}
+_DEFAULT_CLIP_OPTIONS: dict[str, object] = {"duration_s": CLIP_DURATION_S, "position": "middle"}
+_DIMS = {"handcrafted": HANDCRAFTED_DIM, "musicnn": MUSICNN_DIM, "musly": MUSLY_DIM}  # the vector kinds' sizes
 
 # Pool workers cost seconds to start (imports, numba caches), so small batches run in-process.
 MIN_TRACKS_FOR_POOL = 8
@@ -454,6 +472,47 @@ def _musicnn_settings() -> dict[str, object]:
     }
 
 
+def musly_features(clip: np.ndarray, *, sr_hz: int = SAMPLE_RATE_HZ) -> np.ndarray:
+    """Musly's ``timbre`` model of a clip (:func:`songsim.models.musly.analyse_clip`): a
+    Gaussian over 25 MFCCs, as ``serialize_track`` writes it. About 40 ms for 30 s.
+
+    Parameters
+    ----------
+    clip : np.ndarray [shape=(n_samples,)]
+        Mono samples in full-scale units: the excerpt of :data:`CLIP_OPTIONS` ``["musly"]``.
+    sr_hz : int
+        Sample rate of ``clip`` in hertz; Musly analyses 22 050 Hz (resampled if another).
+
+    Returns
+    -------
+    np.ndarray [shape=(MUSLY_DIM,), dtype=float32]
+        The mean (25), the covariance's upper triangle (325) and its log-determinant (1).
+    """
+    from songsim.models import musly  # deferred: pymusly loads on first use
+
+    if int(sr_hz) != musly.SR_HZ:
+        import soxr
+
+        clip = soxr.resample(clip, int(sr_hz), musly.SR_HZ, quality="HQ")
+    return musly.analyse_clip(clip)
+
+
+def _musly_settings() -> dict[str, object]:
+    """What changes the cached "musly" numbers: the method, the excerpt, Musly's version."""
+    from songsim.models import musly
+
+    try:
+        version = musly.musly_version()
+    except SongsimError:  # not installed: extract_features says so before computing anything
+        version = "not installed"
+    return {
+        "method": musly.METHOD,
+        "musly": version,
+        "clip_position": f"middle, from {MUSLY_EXCERPT_MAX_START_S:g} s at the latest",
+        "track": "serialize_track, big-endian float32 stored as native float32",
+    }
+
+
 def _check_musicnn_installed() -> None:
     """Raise :class:`songsim.models.musicnn.MusicnnNotInstalledError` (names the install
     command) when the musicnn package's model files are missing."""
@@ -469,15 +528,15 @@ def compute_features(clip: np.ndarray, *, kind: FeatureKind, sr_hz: int = SAMPLE
     ----------
     clip : np.ndarray [shape=(n_samples,)]
         Mono samples in full-scale units.
-    kind : {"handcrafted", "mel", "chroma", "musicnn"}
-        :func:`handcrafted_features`, :func:`log_mel_spectrogram`, :func:`chromagram` or
-        :func:`musicnn_features`.
+    kind : {"handcrafted", "mel", "chroma", "musicnn", "musly"}
+        :func:`handcrafted_features`, :func:`log_mel_spectrogram`, :func:`chromagram`,
+        :func:`musicnn_features` or :func:`musly_features`.
     sr_hz : int
         Sample rate of ``clip`` in hertz.
 
     Returns
     -------
-    np.ndarray [shape=(HANDCRAFTED_DIM,), (N_MELS, n_frames), (N_CHROMA, n_frames) or (MUSICNN_DIM,), dtype=float32]
+    np.ndarray [shape=(HANDCRAFTED_DIM,), (N_MELS, n_frames), (N_CHROMA, n_frames), (MUSICNN_DIM,) or (MUSLY_DIM,), dtype=float32]
     """
     _check_kind(kind)
     if kind == "handcrafted":
@@ -486,6 +545,8 @@ def compute_features(clip: np.ndarray, *, kind: FeatureKind, sr_hz: int = SAMPLE
         return chromagram(clip, sr_hz=sr_hz)
     if kind == "musicnn":
         return musicnn_features(clip, sr_hz=sr_hz)
+    if kind == "musly":
+        return musly_features(clip, sr_hz=sr_hz)
     return log_mel_spectrogram(clip, sr_hz=sr_hz)
 
 
@@ -515,6 +576,8 @@ def _settings(kind: str) -> dict[str, object]:
         settings.update(n_chroma=N_CHROMA, source="stft power", tuning=0.0, norm="inf")
     elif kind == "musicnn":
         settings.update(_musicnn_settings())
+    elif kind == "musly":
+        settings.update(_musly_settings())
     else:
         from importlib.metadata import version
 
@@ -540,7 +603,7 @@ def feature_cache_dir(cache_dir: str | os.PathLike, kind: FeatureKind) -> Path:
     ----------
     cache_dir : str or path-like
         Root of the feature cache, e.g. ``<catalogue>/.songsim/features``.
-    kind : {"handcrafted", "mel", "chroma", "musicnn"}
+    kind : {"handcrafted", "mel", "chroma", "musicnn", "musly"}
 
     Returns
     -------
@@ -558,7 +621,7 @@ def feature_cache_path(cache_dir: str | os.PathLike, kind: FeatureKind, fingerpr
     ----------
     cache_dir : str or path-like
         Root of the feature cache.
-    kind : {"handcrafted", "mel", "chroma", "musicnn"}
+    kind : {"handcrafted", "mel", "chroma", "musicnn", "musly"}
     fingerprint : str
         Content fingerprint of the audio file (:func:`songsim.audio.file_fingerprint`).
 
@@ -594,6 +657,8 @@ def _load_cached(path: Path, kind: str, mmap_mode: Literal["r"] | None) -> np.nd
         return None
     if kind == "musicnn" and (array.shape != (MUSICNN_DIM,) or not np.isfinite(array).all()):
         return None
+    if kind == "musly" and (array.shape != (MUSLY_DIM,) or not np.isfinite(array).all()):
+        return None
     return array
 
 
@@ -604,7 +669,7 @@ def _compute(path: str, kind: str) -> tuple[np.ndarray | None, str | None]:
     raising: one bad file must not stop the others.
     """
     try:
-        clip = load_clip(path, sr_hz=SAMPLE_RATE_HZ, duration_s=CLIP_DURATION_S, position="middle")
+        clip = load_clip(path, sr_hz=SAMPLE_RATE_HZ, **CLIP_OPTIONS.get(kind, _DEFAULT_CLIP_OPTIONS))  # type: ignore[arg-type]
         features = compute_features(clip, kind=kind, sr_hz=SAMPLE_RATE_HZ)  # type: ignore[arg-type]
     except SongsimError as error:
         return None, _reason(error, path)
@@ -664,7 +729,8 @@ def extract_features(
     """Features of many audio files, computing only those not cached yet.
 
     Each track is decoded with :func:`songsim.audio.load_clip` (the middle
-    ``CLIP_DURATION_S`` seconds, mono, ``SAMPLE_RATE_HZ``) and its features are stored as
+    ``CLIP_DURATION_S`` seconds, mono, ``SAMPLE_RATE_HZ``; Musly's own excerpt for ``"musly"``,
+    :data:`CLIP_OPTIONS`) and its features are stored as
     ``feature_cache_path(cache_dir, kind, fingerprint)`` -- one ``.npy`` per track, written
     atomically, so an interrupted run loses at most the tracks in progress and the next run
     resumes. Tracks with the same fingerprint are computed once. Missing tracks are spread
@@ -694,7 +760,7 @@ def extract_features(
     fingerprints : sequence of str [length n_tracks]
         Content fingerprint of each file (:func:`songsim.audio.file_fingerprint`): the cache
         key, so a file whose content changed gets a new fingerprint and is recomputed.
-    kind : {"handcrafted", "mel", "chroma", "musicnn"}
+    kind : {"handcrafted", "mel", "chroma", "musicnn", "musly"}
         Which features: see :func:`compute_features`.
     cache_dir : str or path-like
         Root of the feature cache, e.g. ``<catalogue>/.songsim/features``; the files live in
@@ -713,8 +779,8 @@ def extract_features(
 
     Returns
     -------
-    np.ndarray [shape=(n_tracks, HANDCRAFTED_DIM) or (n_tracks, MUSICNN_DIM), dtype=float32]
-        For ``kind="handcrafted"`` and ``kind="musicnn"``, rows in input order (read whole,
+    np.ndarray [shape=(n_tracks, HANDCRAFTED_DIM), (n_tracks, MUSICNN_DIM) or (n_tracks, MUSLY_DIM), dtype=float32]
+        For ``kind="handcrafted"``, ``"musicnn"`` and ``"musly"``, rows in input order (read whole,
         whatever ``mmap_mode``).
     list of np.ndarray [length n_tracks, each shape=(N_MELS, n_frames), dtype=float32]
         For ``kind="mel"``, in input order; ``n_frames`` is 1 292 for a track of 30 s or
@@ -752,6 +818,10 @@ def extract_features(
     n_tracks = len(paths)
     if kind == "musicnn":
         _check_musicnn_installed()  # one clear error rather than one per file
+    if kind == "musly":
+        from songsim.models.musly import musly_version
+
+        musly_version()  # MuslyNotInstalledError names the install command
     if kind in VECTOR_KINDS:
         mmap_mode = None  # small vectors, stacked below: read them whole
     folder = feature_cache_dir(cache_dir, kind)
@@ -810,7 +880,7 @@ def extract_features(
         loaded[fingerprint] = array
     if kind in VECTOR_KINDS:
         if n_tracks == 0:
-            return np.zeros((0, HANDCRAFTED_DIM if kind == "handcrafted" else MUSICNN_DIM), dtype=np.float32)
+            return np.zeros((0, _DIMS[kind]), dtype=np.float32)
         return np.stack([loaded[fp] for fp in fingerprints]).astype(np.float32, copy=False)
     return [loaded[fp] for fp in fingerprints]
 

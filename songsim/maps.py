@@ -16,6 +16,22 @@ like :mod:`songsim.neighbours`) every row is L2-normalised before fitting and be
 ranks neighbours exactly as cosine similarity does. With ``metric="euclidean"`` vectors are
 used as they are. No other scaling is applied: the space's own geometry is what is shown.
 
+Spaces that give distances (``metric="precomputed"``)
+-----------------------------------------------------
+A space whose "vectors" are rows of a distance matrix (an imported distance matrix, Musly;
+:data:`songsim.neighbours.PRECOMPUTED`) is mapped from the distances themselves: ``fit_map``
+takes the ``(n, n)`` matrix (row = query, smaller = closer, non-negative; or ``(n, N)`` rows
+with ``columns`` naming each row's own column, for a space that covers only some tracks) and
+each method's ``fit_precomputed``: ``"pca"`` becomes **classical (Torgerson) MDS** of the
+symmetrised matrix ``(D + Dᵀ)/2`` (:class:`ClassicalMDS`; new points by Gower's
+add-a-point formula), ``"umap"`` is umap-learn with ``metric="precomputed"`` (new points by
+its own transform of their distances to the fitted rows), ``"tsne"`` is openTSNE with
+``metric="precomputed"`` started from the classical-MDS layout (new points: median of
+their 25 nearest fitted rows, then optimised, as for vectors), and ``"ae2d"`` trains the
+2-D autoencoder on a 16-d classical-MDS embedding of the distances (new points: Gower, then
+its encoder). ``transform`` takes a new point's distances to every row the map was fitted
+from (``(m, N)``). Trustworthiness is computed against the given distances.
+
 Quality
 -------
 ``trustworthiness_`` is :func:`sklearn.manifold.trustworthiness` with ``n_neighbors=5``
@@ -86,6 +102,7 @@ import numpy as np
 
 from songsim.errors import NotBuiltError, SongsimError
 from songsim.files import atomic_write
+from songsim.neighbours import PRECOMPUTED
 
 __all__ = [
     "MIN_ROWS",
@@ -96,7 +113,9 @@ __all__ = [
     "Reducer",
     "MapMethod",
     "FittedMap",
+    "ClassicalMDS",
     "fit_map",
+    "map_label",
     "register_map_method",
     "map_methods",
     "get_map_method",
@@ -112,7 +131,9 @@ TRUST_N_NEIGHBORS = 5  # neighbourhood size of trustworthiness_
 TRUST_MAX_ROWS = 2_000  # trustworthiness_ is computed on at most this many rows
 MAP_SAMPLE_SIZE = 20_000  # above this many rows, non-linear maps fit on a sample (module doc)
 TRANSFORM_BATCH_ROWS = 10_000  # rows placed per reducer.transform call
-METRICS = ("cosine", "euclidean")
+METRICS = ("cosine", "euclidean", PRECOMPUTED)
+#: dimensions of the classical-MDS embedding the 2-D autoencoder map of a distance space trains on
+AE2D_MDS_DIMS = 16
 _FORMAT = "songsim.map/1"
 
 
@@ -158,6 +179,14 @@ class MapMethod:
         number of rows, like PCA). Otherwise large spaces are fitted on a sample of
         ``sample_size`` rows and the other rows are placed with ``transform`` (module
         docstring).
+    fit_precomputed : callable or None
+        The method for a space that gives distances: ``fit_precomputed(d, *, seed, **params)
+        -> (reducer, coords)`` with ``d`` the ``(n, n)`` non-negative distances between the
+        rows fitted (row = query); the reducer's ``transform`` takes ``(m, n)`` distances
+        from new points to those rows. ``None``: the method cannot map a distance space.
+    precomputed_label : str or None
+        UI label when it maps a distance space (e.g. ``"classical MDS"`` for ``"pca"``);
+        default :attr:`label`.
     """
 
     name: str
@@ -165,6 +194,8 @@ class MapMethod:
     label: str
     description: str = ""
     fit_on_all: bool = False
+    fit_precomputed: FitFn | None = None
+    precomputed_label: str | None = None
 
 
 _REGISTRY: dict[str, MapMethod] = {}
@@ -178,6 +209,8 @@ def register_map_method(
     description: str = "",
     fit_on_all: bool = False,
     replace: bool = False,
+    fit_precomputed: FitFn | None = None,
+    precomputed_label: str | None = None,
 ) -> MapMethod:
     """Make a map method available to :func:`fit_map`.
 
@@ -198,6 +231,9 @@ def register_map_method(
         See :class:`MapMethod`: ``True`` only for methods that scale linearly with rows.
     replace : bool
         Allow replacing an existing method (otherwise a clash is an error).
+    fit_precomputed, precomputed_label
+        How the method maps a space that gives distances, and its label then (see
+        :class:`MapMethod`); without ``fit_precomputed`` such spaces are refused.
 
     Returns
     -------
@@ -216,8 +252,9 @@ def register_map_method(
             f"Map method {name!r} is already registered; pass replace=True to override it."
         )
     method = MapMethod(
-        name=name, fit=fit_fn, label=label or name, description=description, fit_on_all=bool(fit_on_all)
-    )
+        name=name, fit=fit_fn, label=label or name, description=description, fit_on_all=bool(fit_on_all),
+        fit_precomputed=fit_precomputed, precomputed_label=precomputed_label,
+    )  # fmt: skip
     _REGISTRY[name] = method
     return method
 
@@ -341,24 +378,205 @@ def _fit_tsne(
     return TSNEReducer(embedding, n_iter=transform_n_iter), np.asarray(embedding)
 
 
+# --------------------------------------------------------------------------------------
+# built-in methods for spaces that give distances (module docstring)
+# --------------------------------------------------------------------------------------
+#: up to this many rows classical MDS solves the dense eigenproblem; above, ARPACK (eigsh)
+_DENSE_MDS_MAX_ROWS = 3_000
+
+
+class ClassicalMDS:
+    """Classical (Torgerson) multidimensional scaling of a distance matrix, with Gower's
+    out-of-sample formula for new points (Gower, "Adding a point to vector diagrams in
+    multivariate analysis", Biometrika 55(3), 1968).
+
+    Fit: ``D`` is symmetrised, ``S = (D + Dᵀ) / 2``; ``B = −½ J S² J`` (``S²`` elementwise,
+    ``J = I − 11ᵀ/n`` the centring matrix); the coordinates are ``X = V Λ^½`` over the top
+    ``n_components`` eigenpairs ``(Λ, V)`` of ``B``. For Euclidean distances this recovers the
+    configuration up to rotation, reflection and translation (it equals PCA of the points).
+    Axes whose eigenvalue is not positive (a non-Euclidean matrix) are set to 0. Each axis's
+    sign is fixed so that its largest loading is positive, so a fit is deterministic.
+
+    Transform: a new point with distances ``d`` (n,) to the fitted rows gets
+    ``y = Λ^−½ Vᵀ b`` with ``b = −½ (d² − mean(d²) − c + g)``, ``c`` the column means of
+    ``S²`` and ``g`` their mean; a fitted row's own distances give back its coordinates.
+
+    Parameters
+    ----------
+    distances : np.ndarray [shape=(n, n)]
+        Non-negative, finite (row = query).
+    n_components : int
+        Output dimensions (2 for a map).
+    seed : int
+        Start vector of ARPACK above :data:`_DENSE_MDS_MAX_ROWS` rows.
+
+    Attributes
+    ----------
+    coords_ : np.ndarray [shape=(n, n_components), float64]
+    eigenvalues_ : np.ndarray [shape=(n_components,), float64]
+        In squared distance units, descending (0 where an axis was not positive).
+    """
+
+    def __init__(self, distances: np.ndarray, *, n_components: int = 2, seed: int = 0) -> None:
+        d = np.asarray(distances, dtype=np.float32)
+        n = d.shape[0]
+        k = int(min(n_components, max(n - 1, 1)))
+        squared = (d + d.T) * np.float32(0.5)
+        np.square(squared, out=squared)
+        means = squared.mean(axis=0, dtype=np.float64)
+        grand = float(means.mean())
+        if n <= _DENSE_MDS_MAX_ROWS:
+            from scipy.linalg import eigh
+
+            b = -0.5 * (squared.astype(np.float64) - means[None, :] - means[:, None] + grand)
+            values, vectors = eigh(b, subset_by_index=[n - k, n - 1])
+        else:
+            from scipy.sparse.linalg import LinearOperator, eigsh
+
+            def centred_product(v: np.ndarray) -> np.ndarray:
+                v = np.asarray(v, dtype=np.float64).ravel()
+                u = (squared @ (v - v.mean()).astype(np.float32)).astype(np.float64)
+                return -0.5 * (u - u.mean())
+
+            operator = LinearOperator((n, n), matvec=centred_product, dtype=np.float64)
+            start = np.random.default_rng(seed).standard_normal(n)
+            values, vectors = eigsh(operator, k=k, which="LA", v0=start)
+        order = np.argsort(values)[::-1]
+        values, vectors = values[order], vectors[:, order]
+        positive = values > 1e-12 * max(float(np.abs(values).max(initial=0.0)), 1e-300)
+        values = np.where(positive, values, 0.0)
+        signs = np.sign(vectors[np.abs(vectors).argmax(axis=0), np.arange(k)])
+        vectors = vectors * np.where(signs == 0, 1.0, signs)
+        root = np.sqrt(values)
+        self.coords_ = vectors * root
+        self.eigenvalues_ = values
+        self._projection = np.where(positive, vectors / np.where(positive, root, 1.0), 0.0)
+        self._means = means
+        self._grand = grand
+        if k < n_components:  # a map of fewer rows than axes: pad with zeros
+            pad = n_components - k
+            self.coords_ = np.hstack([self.coords_, np.zeros((n, pad))])
+            self.eigenvalues_ = np.concatenate([self.eigenvalues_, np.zeros(pad)])
+            self._projection = np.hstack([self._projection, np.zeros((n, pad))])
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """Place new points from their distances ``x`` (m, n) to the fitted rows → (m, n_components)."""
+        squared = np.square(np.asarray(x, dtype=np.float64))
+        b = -0.5 * (squared - squared.mean(axis=1, keepdims=True) - self._means[None, :] + self._grand)
+        return b @ self._projection
+
+
+def _fit_classical_mds(d: np.ndarray, *, seed: int) -> tuple[Reducer, np.ndarray]:
+    mds = ClassicalMDS(d, n_components=2, seed=seed)
+    return mds, mds.coords_
+
+
+class PrecomputedUMAP:
+    """A umap-learn map fitted with ``metric="precomputed"``: ``transform`` takes the new
+    points' distances to the fitted rows (umap-learn's own precomputed transform).
+
+    The fitted reducer keeps no copy of the distance matrix (umap-learn would pickle all
+    n² of them with the map; its precomputed transform only checks their row count)."""
+
+    def __init__(self, reducer: Any) -> None:
+        reducer._raw_data = np.empty((int(reducer._raw_data.shape[0]), 0), dtype=np.float32)
+        self.reducer = reducer
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"Transforming new data with precomputed metric")
+            return self.reducer.transform(np.ascontiguousarray(x, dtype=np.float32))
+
+
+def _fit_umap_precomputed(d: np.ndarray, *, seed: int, n_neighbors: int = 15, min_dist: float = 0.1) -> tuple[Reducer, np.ndarray]:
+    import umap
+
+    n = d.shape[0]
+    reducer = umap.UMAP(
+        n_components=2,
+        n_neighbors=max(2, min(int(n_neighbors), n - 1)),
+        min_dist=float(min_dist),
+        metric="precomputed",
+        random_state=seed,
+        transform_seed=seed,
+        init="spectral" if n > 30 else "random",
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"n_jobs value .* overridden")
+        warnings.filterwarnings("ignore", message=r"using precomputed metric")
+        reducer.fit(np.ascontiguousarray(d, dtype=np.float32))
+    coords = np.asarray(reducer.embedding_)
+    return PrecomputedUMAP(reducer), coords
+
+
+def _fit_tsne_precomputed(
+    d: np.ndarray, *, seed: int, perplexity: float = 30.0, transform_n_iter: int = 50, n_jobs: int = 1
+) -> tuple[Reducer, np.ndarray]:
+    from openTSNE import TSNE
+
+    n = d.shape[0]
+    start = ClassicalMDS(d, n_components=2, seed=seed).coords_
+    spread = float(start[:, 0].std())
+    # openTSNE's advice: an initial layout with a standard deviation of 1e-4 (as its "pca" start)
+    initialization = start / spread * 1e-4 if spread > 0 else "random"
+    tsne = TSNE(
+        n_components=2,
+        perplexity=min(float(perplexity), (n - 1) / 3),
+        metric="precomputed",
+        initialization=initialization,
+        negative_gradient_method="bh" if n < 10_000 else "fft",
+        random_state=seed,
+        n_jobs=n_jobs,
+        verbose=False,
+    )
+    embedding = tsne.fit(np.asarray(d, dtype=np.float64))
+    embedding -= (embedding.max(axis=0) + embedding.min(axis=0)) / 2
+    return TSNEReducer(embedding, n_iter=transform_n_iter), np.asarray(embedding)
+
+
+class ChainedReducer:
+    """``second.transform(first.transform(x))``: a distance space's autoencoder map, placed
+    through its classical-MDS embedding (Gower) and then the encoder."""
+
+    def __init__(self, first: Reducer, second: Reducer) -> None:
+        self.first, self.second = first, second
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        return self.second.transform(np.asarray(self.first.transform(x), dtype=np.float32))
+
+
+def _fit_ae2d_precomputed(d: np.ndarray, *, seed: int) -> tuple[Reducer, np.ndarray]:
+    """The 2-D autoencoder of a distance space, trained on the rows' classical-MDS embedding
+    in :data:`AE2D_MDS_DIMS` dimensions (the best Euclidean picture of the distances)."""
+    from songsim.spaces.learned import fit_ae2d_map
+
+    mds = ClassicalMDS(d, n_components=AE2D_MDS_DIMS, seed=seed)
+    encoder, coords = fit_ae2d_map(mds.coords_.astype(np.float32), seed=seed)
+    return ChainedReducer(mds, encoder), coords
+
+
 register_map_method(
     "umap",
     _fit_umap,
     label="UMAP",
     description="Preserves local neighbourhoods and some global layout (umap-learn).",
+    fit_precomputed=_fit_umap_precomputed,
 )
 register_map_method(
     "tsne",
     _fit_tsne,
     label="t-SNE",
     description="Preserves local neighbourhoods; distances between clusters mean little.",
+    fit_precomputed=_fit_tsne_precomputed,
 )
 register_map_method(
     "pca",
     _fit_pca,
     label="PCA",
-    description="Linear projection on the two main axes.",
+    description="Linear projection on the two main axes (classical MDS for a space that gives distances).",
     fit_on_all=True,  # one dim x dim covariance: linear in rows, no sample needed
+    fit_precomputed=_fit_classical_mds,
+    precomputed_label="classical MDS",
 )
 
 
@@ -375,7 +593,15 @@ register_map_method(
     _fit_ae2d,
     label="2-D autoencoder",
     description="A deep autoencoder squeezed to 2 dimensions; places new songs through its encoder.",
+    fit_precomputed=_fit_ae2d_precomputed,
 )
+
+
+def map_label(method: str, metric: str = "cosine") -> str:
+    """The UI label of map ``method`` for a space of ``metric`` (``"classical MDS"`` for the
+    ``"pca"`` map of a space that gives distances)."""
+    found = get_map_method(method)
+    return (found.precomputed_label or found.label) if metric == PRECOMPUTED else found.label
 
 
 # --------------------------------------------------------------------------------------
@@ -495,11 +721,11 @@ def trustworthiness(
     Parameters
     ----------
     vectors : np.ndarray [shape=(n, dim)]
-        The space.
+        The space; with ``metric="precomputed"`` its ``(n, n)`` distances (row = query).
     coords : np.ndarray [shape=(n, 2)]
         The map of the same rows.
     metric : str
-        Distance in the space (``"cosine"``, ``"euclidean"``, or any
+        Distance in the space (``"cosine"``, ``"euclidean"``, ``"precomputed"`` or any
         :func:`sklearn.metrics.pairwise_distances` metric); the map always uses Euclidean.
     n_neighbors : int
         Neighbourhood size; clipped to ``ceil(n / 2) - 1`` for tiny maps (scikit-learn
@@ -517,7 +743,7 @@ def trustworthiness(
     """
     from sklearn.manifold import trustworthiness as sk_trustworthiness
 
-    vectors = np.asarray(vectors, dtype=np.float64)
+    vectors = np.asarray(vectors)
     coords = np.asarray(coords, dtype=np.float64)
     if vectors.shape[0] != coords.shape[0]:
         raise SongsimError(
@@ -526,7 +752,9 @@ def trustworthiness(
     n = vectors.shape[0]
     if n > max_rows:
         rows = np.sort(np.random.default_rng(seed).choice(n, size=max_rows, replace=False))
-        vectors, coords, n = vectors[rows], coords[rows], max_rows
+        vectors = vectors[np.ix_(rows, rows)] if metric == PRECOMPUTED else vectors[rows]
+        coords, n = coords[rows], max_rows
+    vectors = np.array(vectors, dtype=np.float64)  # a copy: scikit-learn fills a precomputed diagonal
     k = min(int(n_neighbors), (n + 1) // 2 - 1)
     if k < 1:
         return float("nan")
@@ -547,8 +775,9 @@ class FittedMap:
         A registered method (:func:`map_methods`): ``"pca"``, ``"umap"``, ``"tsne"``, ...
     seed : int
         Random seed; the same seed and data give the same map.
-    metric : {"cosine", "euclidean"}
-        The space's metric (see the module docstring).
+    metric : {"cosine", "euclidean", "precomputed"}
+        The space's metric (see the module docstring; ``"precomputed"``: the space gives
+        distances and the map is fitted on them).
     params : mapping or None
         Extra keyword arguments for the method's fit function (e.g. ``{"n_neighbors": 30}``
         for UMAP, ``{"perplexity": 50}`` for t-SNE).
@@ -568,7 +797,11 @@ class FittedMap:
     reducer_ : Reducer
         The fitted reducer; :meth:`transform` uses it and never refits.
     n_features_in_ : int
-        Dimension of the space.
+        Dimension of the space (for ``"precomputed"``: the length of a distance row, one
+        distance per track of the space).
+    columns_ : np.ndarray [shape=(n_rows,), dtype=int64] or None
+        ``"precomputed"`` only, when the space covers some tracks only: the column of a
+        distance row that is each map row's own track (``None``: row ``i`` is column ``i``).
     n_samples_fit_ : int
         Rows the reducer was fitted on (``n_rows`` unless sampled).
     sample_rows_ : np.ndarray [shape=(n_samples_fit_,), dtype=int64] or None
@@ -604,7 +837,7 @@ class FittedMap:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # maps saved before sample fitting existed were fitted on every row
-        state = {"sample_size": None, "sample_rows_": None, "transform_time_s_": 0.0, **state}
+        state = {"sample_size": None, "sample_rows_": None, "transform_time_s_": 0.0, "columns_": None, **state}
         self.__dict__.update(state)
         self._lock = threading.Lock()
         if isinstance(getattr(self, "coords_", None), np.ndarray):
@@ -629,19 +862,25 @@ class FittedMap:
 
     @property
     def label(self) -> str:
-        """str: the method's UI label."""
-        return get_map_method(self.method).label if self.method in _REGISTRY else self.method
+        """str: the method's UI label (its distance-space label for ``"precomputed"``)."""
+        return map_label(self.method, self.metric) if self.method in _REGISTRY else self.method
 
-    def fit(self, vectors: np.ndarray, *, strata: np.ndarray | None = None) -> "FittedMap":
+    def fit(self, vectors: np.ndarray, *, strata: np.ndarray | None = None, columns: np.ndarray | None = None) -> "FittedMap":
         """Fit the map on ``vectors`` (on a sample of them above ``sample_size`` rows).
 
         Parameters
         ----------
         vectors : np.ndarray [shape=(n_rows, dim), dtype=float32]
-            The space, ``n_rows >= MIN_ROWS`` (5), finite.
+            The space, ``n_rows >= MIN_ROWS`` (5), finite. For ``metric="precomputed"``
+            the distances from each row to every track of the space, non-negative:
+            ``(n_rows, n_rows)``, or ``(n_rows, n_tracks)`` with ``columns``.
         strata : np.ndarray [shape=(n_rows,)] or None
             Labels (e.g. genre) to stratify the fitting sample by, so every label keeps its
             share of the sample; ignored when every row is fitted.
+        columns : np.ndarray [shape=(n_rows,), int] or None
+            ``"precomputed"`` only: the column of ``vectors`` that is each row's own track
+            (the rows of a space that covers some tracks only); ``None``: square, row ``i``
+            is column ``i``.
 
         Returns
         -------
@@ -670,13 +909,33 @@ class FittedMap:
             raise SongsimError(
                 f"sample_size must be None or an integer >= {MIN_ROWS}; got {sample_size!r}."
             )
-        xp = _preprocess(x, self.metric)
+        precomputed = self.metric == PRECOMPUTED
+        if precomputed:
+            fit_fn = method.fit_precomputed
+            if fit_fn is None:
+                usable = [m.name for m in _REGISTRY.values() if m.fit_precomputed is not None]
+                raise SongsimError(
+                    f"The {method.label} map needs vectors, and this space gives distances: choose "
+                    f"{', '.join(usable) or 'another map'}."
+                )
+            self.columns_ = None
+            xp = x if columns is None else x[:, self._check_columns(columns, n, dim)]
+            if xp.shape[1] != n:
+                raise SongsimError(
+                    f"A map of a space that gives distances needs a square (n, n) matrix; got {x.shape}. "
+                    f"Import the distance matrix again."
+                )
+            if (xp < 0).any():
+                raise SongsimError("A distance matrix holds negative values; distances are >= 0 (smaller = closer).")
+        else:
+            fit_fn, xp = method.fit, _preprocess(x, self.metric)
+            self.columns_ = None
         sampled = not method.fit_on_all and sample_size is not None and n > sample_size
         rows = sample_rows(n, int(sample_size), seed=int(self.seed), strata=strata) if sampled else None
-        fit_x = xp[rows] if sampled else xp
+        fit_x = (xp[np.ix_(rows, rows)] if precomputed else xp[rows]) if sampled else xp
         start = time.perf_counter()
         try:
-            reducer, fit_coords = method.fit(fit_x, seed=int(self.seed), **self.params)
+            reducer, fit_coords = fit_fn(fit_x, seed=int(self.seed), **self.params)
         except TypeError as exc:
             if "unexpected keyword" in str(exc):
                 raise SongsimError(
@@ -703,7 +962,7 @@ class FittedMap:
             coords[rows] = fit_coords
             rest = np.ones(n, dtype=bool)
             rest[rows] = False
-            coords[rest] = self._place(xp[rest])
+            coords[rest] = self._place(xp[rest][:, rows] if precomputed else xp[rest])
             rows.setflags(write=False)
         else:
             coords = fit_coords
@@ -711,10 +970,31 @@ class FittedMap:
         coords.setflags(write=False)
         self.coords_ = coords
         self.trustworthiness_ = trustworthiness(
-            x, coords, metric=self.metric, seed=int(self.seed)
+            xp if precomputed else x, coords, metric=self.metric, seed=int(self.seed)
         )
         self._warm_rows = x[:2].copy()  # what warm_up() transforms
         return self
+
+    def _check_columns(self, columns: np.ndarray, n: int, dim: int) -> np.ndarray:
+        """``columns`` as (n,) int64 distinct indices into a distance row of ``dim`` values."""
+        cols = np.asarray(columns)
+        if cols.shape != (n,) or not np.issubdtype(cols.dtype, np.integer) or (cols.size and (cols.min() < 0 or cols.max() >= dim)):
+            raise SongsimError(f"columns must be ({n},) integers in 0..{dim - 1}, one per row; got shape {cols.shape}.")
+        if np.unique(cols).size != n:
+            raise SongsimError("columns must name each row's own column once.")
+        cols = cols.astype(np.int64)
+        cols.setflags(write=False)
+        self.columns_ = cols
+        return cols
+
+    def _reducer_input(self, arr: np.ndarray) -> np.ndarray:
+        """Rows of the space as the fitted reducer takes them: normalised for cosine; for
+        ``"precomputed"`` their distances to the rows the reducer was fitted on."""
+        if self.metric != PRECOMPUTED:
+            return _preprocess(arr, self.metric)
+        if getattr(self, "columns_", None) is not None:
+            arr = arr[:, self.columns_]
+        return arr if self.sample_rows_ is None else arr[:, self.sample_rows_]
 
     def _place(self, xp: np.ndarray) -> np.ndarray:
         """Run the reducer's ``transform`` on preprocessed rows, ``TRANSFORM_BATCH_ROWS`` at a
@@ -743,7 +1023,8 @@ class FittedMap:
         Parameters
         ----------
         x : np.ndarray [shape=(m, dim) or (dim,)]
-            Embeddings in the same space; a single vector gives one row.
+            Embeddings in the same space; a single vector gives one row. For
+            ``"precomputed"``: each new point's distances to every track of the space.
 
         Returns
         -------
@@ -767,7 +1048,7 @@ class FittedMap:
         arr = _check_matrix(arr, name="x", dim=self.n_features_in_)
         if arr.shape[0] == 0:
             return np.zeros((0, 2), dtype=np.float32)
-        return self._place(_preprocess(arr, self.metric))
+        return self._place(self._reducer_input(arr))
 
     def extent(self) -> tuple[float, float]:
         """Width and height of the fitted map (``ptp`` of ``coords_`` per axis)."""
@@ -786,6 +1067,7 @@ def fit_map(
     params: Mapping[str, Any] | None = None,
     sample_size: int | None = MAP_SAMPLE_SIZE,
     strata: np.ndarray | None = None,
+    columns: np.ndarray | None = None,
 ) -> FittedMap:
     """Fit a 2-D map of a space.
 
@@ -798,8 +1080,9 @@ def fit_map(
         :func:`register_map_method`.
     seed : int
         Random seed (deterministic output for a seed).
-    metric : {"cosine", "euclidean"}
-        The space's metric; cosine spaces are L2-normalised first.
+    metric : {"cosine", "euclidean", "precomputed"}
+        The space's metric; cosine spaces are L2-normalised first; ``"precomputed"``: the
+        space gives distances and ``vectors`` is its distance matrix (module docstring).
     params : mapping or None
         Extra options for the method (see :class:`FittedMap`).
     sample_size : int or None
@@ -808,6 +1091,8 @@ def fit_map(
         PCA always fits every row. ``None``: always fit every row.
     strata : np.ndarray [shape=(n_rows,)] or None
         Labels to stratify that sample by (e.g. genres); uniform when ``None``.
+    columns : np.ndarray [shape=(n_rows,), int] or None
+        ``"precomputed"`` only: each row's own column (see :meth:`FittedMap.fit`).
 
     Returns
     -------
@@ -826,7 +1111,7 @@ def fit_map(
     adds ~15 s). ``python -m bench.bench_maps`` measures fits at 10 000 and 100 000 rows.
     """
     fitted = FittedMap(method, seed=seed, metric=metric, params=params, sample_size=sample_size)
-    return fitted.fit(vectors, strata=strata)
+    return fitted.fit(vectors, strata=strata, columns=columns)
 
 
 # --------------------------------------------------------------------------------------

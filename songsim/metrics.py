@@ -45,6 +45,7 @@ __all__ = [
     "normalised_edit_distance",
     "k_occurrence",
     "hubness",
+    "resampled_hubness",
     "cluster_scores",
     "ALPHA_LEVELS",
     "ndcg_of_scores",
@@ -471,6 +472,41 @@ def hubness(neighbour_indices: np.ndarray, n_items: int) -> dict[str, float]:
     counts = k_occurrence(neighbour_indices, n_items)
     skewness = 0.0 if np.all(counts == counts[0]) else float(skew(counts.astype(np.float64), bias=True))
     return {"skewness": skewness, "orphans": float(np.mean(counts == 0))}
+
+
+def resampled_hubness(occurrence: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`hubness` on each bootstrap resample of the items, each item keeping its
+    k-occurrence: item ``i`` counted ``weights[b, i]`` times in resample ``b`` (the k-NN graph
+    is not rebuilt). The skewness is the population skewness of the weighted counts,
+    ``μ3 / μ2^1.5`` from weighted raw moments (0.0 where every drawn count is equal, as in
+    :func:`hubness`).
+
+    Parameters
+    ----------
+    occurrence : np.ndarray [shape=(n_items,), int]
+        :func:`k_occurrence` of every item.
+    weights : np.ndarray [shape=(n_boot, n_items)]
+        Draw counts (:func:`songsim.studies.statistics.bootstrap_weights`).
+
+    Returns
+    -------
+    dict
+        ``"skewness"``, ``"orphans"``: np.ndarray [shape=(n_boot,), float64]; NaN for a
+        resample that draws no item.
+    """
+    x = np.asarray(occurrence, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    total = w.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = (w @ x) / total
+        centred = x[None, :] - mean[:, None]
+        m2 = (w * centred**2).sum(axis=1) / total
+        m3 = (w * centred**3).sum(axis=1) / total
+        flat = m2 <= 1e-12 * np.maximum(mean**2, 1.0)
+        skewness = np.where(flat, 0.0, m3 / np.where(flat, 1.0, m2) ** 1.5)
+        orphans = (w @ (x == 0)) / total
+    skewness[total == 0] = np.nan
+    return {"skewness": skewness, "orphans": orphans}
 
 
 # ----------------------------------------------------------------------------------------

@@ -18,8 +18,13 @@ Scores are always *similarities*: **higher = more similar**, sorted descending.
     A zero vector has similarity 0 to everything (it is not NaN); its direction is undefined.
 ``"euclidean"``
     score = ``-distance`` (so ``<= 0``), distance = L2 distance in the space's units.
+``"precomputed"`` (:data:`PRECOMPUTED`)
+    a space that gives distances, not vectors (an imported distance matrix, Musly): its
+    "vectors" are rows of an ``(n_rows, n_rows)`` distance matrix (row = query; smaller =
+    closer) and :class:`PrecomputedIndex` ranks them; score = ``-distance`` in the system's
+    own units. Not one of :data:`METRICS`, which are the similarities of *vector* spaces.
 
-:attr:`Neighbours.distances` gives the distance for either metric. Ties are broken by the
+:attr:`Neighbours.distances` gives the distance for every metric. Ties are broken by the
 lower row index, so results are deterministic.
 
 Which index
@@ -63,6 +68,8 @@ __all__ = [
     "Neighbours",
     "NeighbourIndex",
     "ExactIndex",
+    "PRECOMPUTED",
+    "PrecomputedIndex",
     "HUBNESS_METHODS",
     "HubnessReducedIndex",
     "AnnoyIndex",
@@ -73,7 +80,9 @@ __all__ = [
     "vectors_fingerprint",
 ]
 
-METRICS = ("cosine", "euclidean")
+METRICS = ("cosine", "euclidean")  # the similarities a vector space can be searched with
+#: the metric of a space that gives distances, not vectors (:class:`PrecomputedIndex`)
+PRECOMPUTED = "precomputed"
 DEFAULT_N_TREES = 50  # annoy trees: more = better recall, bigger file, slower build
 DEFAULT_SEARCH_K = 5_000  # annoy nodes inspected per query (annoy's default is n_trees * k)
 DEFAULT_ANNOY_ABOVE = 50_000  # make_index: exact search up to this many rows
@@ -96,9 +105,9 @@ class Neighbours:
         Row indices into the space (row order of ``tracks.csv``), best first.
     scores : np.ndarray [shape=(k,), dtype=float32]
         Similarities, sorted descending: cosine similarity for ``"cosine"``, minus the L2
-        distance for ``"euclidean"``.
+        distance for ``"euclidean"``, minus the given distance for ``"precomputed"``.
     metric : str
-        ``"cosine"`` or ``"euclidean"``.
+        ``"cosine"``, ``"euclidean"`` or ``"precomputed"``.
 
     Both arrays are read-only.
     """
@@ -126,7 +135,7 @@ class Neighbours:
     @property
     def distances(self) -> np.ndarray:
         """np.ndarray [shape=(k,), dtype=float32]: ``1 - score`` (cosine) or ``-score``
-        (euclidean); ascending."""
+        (euclidean, precomputed); ascending."""
         if self.metric == "cosine":
             return (np.float32(1.0) - self.scores).astype(np.float32)
         return (-self.scores).astype(np.float32)
@@ -138,7 +147,8 @@ class Neighbours:
 
 @runtime_checkable
 class NeighbourIndex(Protocol):
-    """What every index offers (:class:`ExactIndex`, :class:`AnnoyIndex`)."""
+    """What every index offers (:class:`ExactIndex`, :class:`AnnoyIndex`, :class:`PrecomputedIndex`,
+    :class:`HubnessReducedIndex`)."""
 
     metric: str
 
@@ -412,6 +422,102 @@ class ExactIndex:
         return Neighbours(indices, top, self.metric)
 
 
+def _check_distances(distances: np.ndarray) -> np.ndarray:
+    """Validate an ``(n, n)`` finite distance matrix; returns a read-only float32 view (a
+    copy only when the input is not already C-contiguous float32)."""
+    arr = _check_vectors(distances)
+    if arr.shape[0] != arr.shape[1]:
+        raise SongsimError(
+            f"A distance space needs a square (n_rows, n_rows) matrix, one row of distances per "
+            f"track to every track; got shape {arr.shape}. Import the matrix again."
+        )
+    view = arr.view()
+    view.setflags(write=False)
+    return view
+
+
+class PrecomputedIndex:
+    """Exact top-k over a space that gives distances, not vectors (metric :data:`PRECOMPUTED`).
+
+    Parameters
+    ----------
+    distances : np.ndarray [shape=(n_rows, n_rows), dtype=float32]
+        ``distances[i, j]``: how far track ``j`` is from query track ``i``, in the system's
+        own units (smaller = closer; row order of ``tracks.csv``). Need not be symmetric (row
+        = query) nor have a zero diagonal (a track is never its own neighbour by position).
+        Must be finite. Not copied when already C-contiguous float32 (a 10 000-track matrix
+        is 400 MB): the index keeps a read-only view.
+
+    Notes
+    -----
+    A query "vector" is a row of distances to every catalogue track: for a catalogue track
+    its row of the matrix (:meth:`query_row`), for an upload what the space's ``transform``
+    gives (its distances to every catalogue track). Scores are ``-distance`` and ties are
+    broken by the lower row, as in :class:`ExactIndex`. A query costs one pass over its row.
+    """
+
+    metric = PRECOMPUTED
+
+    def __init__(self, distances: np.ndarray) -> None:
+        self._data = _check_distances(distances)
+
+    @property
+    def n_items(self) -> int:
+        """int: number of rows."""
+        return int(self._data.shape[0])
+
+    @property
+    def dim(self) -> int:
+        """int: the length of a query, one distance per row (= :attr:`n_items`)."""
+        return int(self._data.shape[1])
+
+    def __repr__(self) -> str:
+        return f"PrecomputedIndex(n_items={self.n_items})"
+
+    def row(self, row: int) -> np.ndarray:
+        """np.ndarray [shape=(n_rows,), float32]: the distances of track ``row`` to every track (read-only)."""
+        return self._data[_check_row(row, self.n_items)]
+
+    def _scores(self, q: np.ndarray) -> np.ndarray:
+        return -np.asarray(q, dtype=np.float32)
+
+    def query(self, vector: np.ndarray, *, k: int = 5, exclude: np.ndarray | None = None) -> Neighbours:
+        """The ``k`` rows closest to a query given as its distances to every row.
+
+        Parameters
+        ----------
+        vector : np.ndarray [shape=(n_rows,)]
+            The query's distance to every row (a ``(1, n_rows)`` array is accepted too).
+        k : int >= 1
+        exclude : np.ndarray [shape=(n_rows,), dtype=bool] or None
+            Rows never returned (see :func:`exclusion_mask`).
+
+        Returns
+        -------
+        Neighbours
+            ``k`` indices and scores (``-distance``), scores descending.
+        """
+        return _validated_query(self, vector, k=k, exclude=exclude)
+
+    def query_row(self, row: int, *, k: int = 5, exclude: np.ndarray | None = None) -> Neighbours:
+        """The ``k`` rows closest to track ``row`` by its row of the matrix, never ``row`` itself."""
+        row = _check_row(row, self.n_items)
+        mask = _check_exclude(exclude, self.n_items)
+        mask[row] = True
+        k = _check_k(k, self.n_items - int(np.count_nonzero(mask)), self.n_items)
+        return self._query(self._data[row], k, mask)
+
+    def _query(self, q: np.ndarray, k: int, mask: np.ndarray) -> Neighbours:
+        candidates = np.flatnonzero(~mask)
+        cand_scores = self._scores(q)[candidates]
+        if k < candidates.size:  # every candidate scoring at least the k-th best: ties at the cut rank by row
+            kth = np.partition(cand_scores, candidates.size - k)[candidates.size - k]
+            keep = cand_scores >= kth
+            candidates, cand_scores = candidates[keep], cand_scores[keep]
+        indices, top = _rank(candidates, cand_scores, k)
+        return Neighbours(indices, top, self.metric)
+
+
 # --------------------------------------------------------------------------------------
 # hubness reduction
 # --------------------------------------------------------------------------------------
@@ -424,8 +530,17 @@ LOCAL_SCALING_K = 10
 EMPIRICAL_MP_MAX_ROWS = 10_000
 
 
-def _distances(index: "ExactIndex", q: np.ndarray) -> np.ndarray:
-    """(n_rows,) float64 distances of a validated query (in the space's frame): ``1 - cosine`` or L2."""
+def _distances(index: "ExactIndex | PrecomputedIndex", q: np.ndarray) -> np.ndarray:
+    """(n_rows,) float64 distances of a validated query (in the space's frame): ``1 - cosine``,
+    L2, or the given row of a precomputed space. The 32 smallest L2 distances are computed
+    again directly in float64: ``|x|² − 2x·q + |q|²`` in float32 leaves a catalogue query
+    ~1e-3 from itself instead of 0, so that it would count among its own "other songs"."""
+    if index.metric == "euclidean":
+        d = -index._scores(q).astype(np.float64)
+        near = np.argpartition(d, min(31, d.size - 1))[:32]
+        diff = index._data[near].astype(np.float64) - index._prepare(q).astype(np.float64)
+        d[near] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+        return d
     scores = index._scores(q).astype(np.float64)
     return np.maximum(1.0 - scores, 0.0) if index.metric == "cosine" else -scores
 
@@ -454,29 +569,45 @@ class HubnessReducedIndex:
 
     Scores are ``−`` the rescaled distance (in [−1, 0]; higher is closer), so a neighbour
     list reads like any other. Building costs one pass over all n² distances (in blocks).
+
+    With ``metric="precomputed"`` (:data:`PRECOMPUTED`) ``vectors`` is the space's
+    ``(n_rows, n_rows)`` distance matrix (row = query) and ``d`` its entries, used as given.
+    ``covered`` ((n_rows,) bool, optional): the rows that have a vector (a partial import);
+    the others are left out of every song's distance statistics (their filler values never
+    shift a σ, mean or rank) and must never be returned (:func:`songsim.query.search`
+    excludes them).
     """
 
-    def __init__(self, vectors: np.ndarray, *, metric: str = "cosine", method: str = "mp-gauss") -> None:
+    def __init__(
+        self, vectors: np.ndarray, *, metric: str = "cosine", method: str = "mp-gauss", covered: np.ndarray | None = None
+    ) -> None:
         if method not in HUBNESS_METHODS or method == "none":
             raise SongsimError(f"Unknown hubness reduction {method!r}: use one of {', '.join(HUBNESS_METHODS[1:])}.")
         self._vectors = _check_vectors(vectors)
-        self._exact = ExactIndex(self._vectors, metric=metric)
+        self._exact = PrecomputedIndex(self._vectors) if metric == PRECOMPUTED else ExactIndex(self._vectors, metric=metric)
         self.metric = metric
         self.method = method
         n = self._exact.n_items
+        self._covered = np.ones(n, dtype=bool) if covered is None else np.asarray(covered, dtype=bool)
+        if self._covered.shape != (n,):
+            raise SongsimError(f"covered must hold one flag per row ({n},); got shape {self._covered.shape}.")
+        m = int(self._covered.sum())
+        if m < 2:
+            raise SongsimError(f"Hubness reduction needs at least 2 songs with a vector; this space has {m}.")
         if method == "mp" and n > EMPIRICAL_MP_MAX_ROWS:
             raise SongsimError(
                 f"Empirical mutual proximity keeps n² distances: refused for {n} songs (at most "
                 f"{EMPIRICAL_MP_MAX_ROWS}); use the Gaussian variant (mp-gauss)."
             )
-        k = min(LOCAL_SCALING_K, n - 1)
-        self._scale = np.empty(n)
-        self._mean = np.empty(n)
-        self._std = np.empty(n)
-        self._sorted = np.empty((n, n - 1)) if method == "mp" else None
-        for row in range(n):
-            others = np.delete(_distances(self._exact, self._vectors[row]), row)
-            self._describe(row, others, k)
+        k = min(LOCAL_SCALING_K, m - 1)
+        self._scale = np.ones(n)
+        self._mean = np.zeros(n)
+        self._std = np.ones(n)
+        self._sorted = np.zeros((n, m - 1)) if method == "mp" else None
+        for row in np.flatnonzero(self._covered).tolist():
+            others = self._covered.copy()
+            others[row] = False
+            self._describe(row, _distances(self._exact, self._vectors[row])[others], k)
 
     def _describe(self, row: int, others: np.ndarray, k: int) -> None:
         self._scale[row] = max(np.partition(others, k - 1)[k - 1], 1e-12)
@@ -497,7 +628,7 @@ class HubnessReducedIndex:
         from scipy.stats import norm
 
         d = _distances(self._exact, _check_query(vector, self.dim))
-        others = _others(d)
+        others = _others(d[self._covered])
         if self.method == "ls":
             k = min(LOCAL_SCALING_K, others.size)
             scale = max(np.partition(others, k - 1)[k - 1], 1e-12)
@@ -883,14 +1014,17 @@ def make_index(
     n_trees: int = DEFAULT_N_TREES,
     search_k: int = DEFAULT_SEARCH_K,
     seed: int = 0,
-) -> ExactIndex | AnnoyIndex:
-    """The right index for ``vectors``: exact up to ``annoy_above`` rows, annoy above.
+) -> ExactIndex | AnnoyIndex | PrecomputedIndex:
+    """The right index for ``vectors``: exact up to ``annoy_above`` rows, annoy above; for
+    ``metric="precomputed"`` always a :class:`PrecomputedIndex` (a query is one row of the
+    matrix, already every distance: nothing to approximate).
 
     Parameters
     ----------
     vectors : np.ndarray [shape=(n_rows, dim), dtype=float32]
-        One embedding per track, row order of ``tracks.csv``.
-    metric : {"cosine", "euclidean"}
+        One embedding per track, row order of ``tracks.csv``; for ``"precomputed"`` the
+        ``(n_rows, n_rows)`` distance matrix.
+    metric : {"cosine", "euclidean", "precomputed"}
     annoy_above : int
         With ``n_rows <= annoy_above`` an :class:`ExactIndex` is returned; above it an
         :class:`AnnoyIndex`. Default 50 000 (exact top-5 at 50 k rows is ~1-4 ms).
@@ -903,8 +1037,10 @@ def make_index(
 
     Returns
     -------
-    ExactIndex or AnnoyIndex
+    ExactIndex or AnnoyIndex or PrecomputedIndex
     """
+    if metric == PRECOMPUTED:
+        return PrecomputedIndex(vectors)
     vecs = _check_vectors(vectors)
     _check_metric(metric)
     n, dim = vecs.shape

@@ -26,8 +26,8 @@ from songsim.audio import bytes_fingerprint, load_clip
 from songsim.catalogue import Catalogue
 from songsim.errors import AudioDecodeError, SongsimError
 from songsim.files import atomic_write
-from songsim.neighbours import HUBNESS_METHODS, METRICS, NeighbourIndex, Neighbours, exclusion_mask
-from songsim.spaces.base import Space, checked_vectors, covered_rows
+from songsim.neighbours import HUBNESS_METHODS, METRICS, PRECOMPUTED, NeighbourIndex, Neighbours, exclusion_mask
+from songsim.spaces.base import Space, checked_vectors, covered_rows, fitted_inputs
 from songsim.spaces.inputs import space_inputs
 from songsim.spaces.store import built_space_names, features_cache_dir, load_built_space, open_index, space_info
 
@@ -96,6 +96,7 @@ def embed_upload(catalogue: Catalogue, space: Space, upload: Upload, *, load_spa
         keys=[upload.fingerprint],
         dependency_vectors=lambda name: embed_upload(catalogue, load_space(name), upload, load_space=load_space)[None, :],
         n_jobs=1,
+        names=fitted_inputs(space),  # the inputs its fit used (required, then the optional ones it had)
     )
     return checked_vectors(space, space.transform(inputs), n_songs=1, dim=space.dim, method="transform")[0]
 
@@ -170,9 +171,10 @@ class SearchResult:
     space : str
         The space searched.
     metric : str
-        The similarity used ("cosine" or "euclidean"; score = cosine or −distance).
+        The similarity used ("cosine", "euclidean" or "precomputed"; score = cosine or −distance).
     vector : np.ndarray [shape=(dim,), float32]
-        The query in the space.
+        The query in the space (for a space that gives distances: its (n_tracks,) distances
+        to every catalogue track).
     query_row : int or None
         The query's catalogue row (for an upload: the row of a track with identical audio).
     neighbours : Neighbours
@@ -191,8 +193,25 @@ class SearchResult:
 
 
 def resolve_metric(space: Space, metric: str | None) -> str:
-    """``metric``, or the space's own similarity when ``None``; a clear error for any other name."""
+    """``metric``, or the space's own similarity when ``None``; a clear error for any other name.
+
+    A space that gives distances (its metric is ``"precomputed"``: an imported distance
+    matrix, Musly) is searched only by its own distances (``None`` or ``"precomputed"``); a
+    vector space never by ``"precomputed"``."""
     chosen = space.metric if metric is None else metric
+    name = getattr(space, "name", type(space).__name__)
+    if space.metric == PRECOMPUTED and chosen != PRECOMPUTED:
+        raise SongsimError(
+            f"Space {name!r} gives distances, not vectors: it has no {chosen} similarity. Search it by its own "
+            f"distances (leave the similarity out, or choose 'own' in a study)."
+        )
+    if chosen == PRECOMPUTED:
+        if space.metric != PRECOMPUTED:
+            raise SongsimError(
+                f"Space {name!r} gives vectors, not distances: 'precomputed' is the similarity of spaces that give "
+                f"distances. Use one of {', '.join(METRICS)} (or none for the space's own)."
+            )
+        return chosen
     if chosen not in METRICS:
         raise SongsimError(f"Unknown similarity {metric!r}: use one of {', '.join(METRICS)} (or none for the space's own).")
     return chosen
@@ -226,8 +245,9 @@ def search(
     track_id, upload
         The query: a catalogue track, or a stored upload (:func:`store_upload`); exactly one.
     k : int >= 1
-    metric : {"cosine", "euclidean"} or None
-        ``None``: the space's own (:attr:`~songsim.spaces.base.Space.metric`).
+    metric : {"cosine", "euclidean", "precomputed"} or None
+        ``None``: the space's own (:attr:`~songsim.spaces.base.Space.metric`); a space that
+        gives distances is searched only by them (:func:`resolve_metric`).
     exclude_artist : bool
         The MIREX artist filter: no track of the query's artist (an upload has an artist
         only when its audio is identical to a catalogue track's).

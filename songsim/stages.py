@@ -15,8 +15,11 @@ Stages, in the order a build runs them:
 ``space:<name>``
     A fitted space: *done* when its stored fit key equals the key a build would compute now,
     *stale* when it is stored but its inputs changed (audio added or edited, a space it
-    builds on out of date, a new algorithm version), *missing* when never built, *needs
-    labels* when the catalogue lacks the labels it (or a space it builds on) needs.
+    builds on out of date, a new algorithm version, an optional input that became available
+    or went away), *missing* when never built, *needs labels* when the catalogue lacks the
+    labels it (or a space it needs) needs. Which optional inputs a space uses is
+    :func:`songsim.spaces.store.used_inputs`, the rule ``build`` follows; the detail of a
+    space with optional inputs names the inputs it uses.
 ``map:<space>:<method>``
     A 2-D map of a stored space: *done* when fitted on the space's current fit, *stale* when
     the space was refitted since or is itself stale, *missing* when not stored.
@@ -42,9 +45,10 @@ from songsim.catalogue import TRACKS_CSV, Catalogue, load_catalogue
 from songsim.errors import SongsimError
 from songsim.features import FEATURE_KINDS, feature_cache_dir
 from songsim.files import read_json
-from songsim.spaces.base import Space, describe_space, in_build_order, space_dependencies, space_names, space_type
+from songsim.spaces.base import Space, describe_space, input_space_names, space_dependencies, space_names, space_type
 from songsim.spaces.imported import coverage_text, imported_space_names
 from songsim.spaces.store import (
+    build_order,
     current_fit_key,
     load_built_space,
     features_cache_dir,
@@ -55,6 +59,7 @@ from songsim.spaces.store import (
     stored_fit_key,
     space_info,
     stored_meta,
+    used_inputs,
 )
 
 __all__ = [
@@ -129,7 +134,7 @@ def _stored_files(folder: Path) -> set[str]:
 def _feature_stages(catalogue: Catalogue, fingerprints: Sequence[str], names: Sequence[str]) -> list[StageState]:
     consumers: dict[str, list[str]] = {}
     for name in names:
-        for kind in space_type(name).inputs:
+        for kind in used_inputs(space_type(name), catalogue):
             if kind in FEATURE_KINDS:
                 consumers.setdefault(kind, []).append(name)
     rows = []
@@ -164,21 +169,28 @@ def _space_stage(
         return StageState(stage, NEEDS_LABELS, f"the catalogue has no {', '.join(lacking)} labels")
     if blocked:
         return StageState(stage, NEEDS_LABELS, f"it builds on the {', '.join(blocked)} space, which lacks labels")
+    used = used_inputs(cls, catalogue)
     if stored is None:
         return StageState(stage, MISSING, f"not built: {cls.description}")
-    out_of_date = [d for d in space_dependencies(cls) if state_of.get(d) != DONE]
+    out_of_date = [d for d in input_space_names(used) if state_of.get(d) != DONE]
     if out_of_date:
-        return StageState(stage, STALE, f"it builds on the {', '.join(out_of_date)} space, which will be rebuilt first")
-    if not _key_matches(cls, stored, current_fit_key(cls, catalogue, catalogue_key, seed=seed)):
+        return StageState(stage, STALE, f"it builds on the {', '.join(out_of_date)} space, which will be (re)built first")
+    if not _key_matches(cls, stored, current_fit_key(cls, catalogue, catalogue_key, seed=seed, used=used)):
         n_fitted = meta.get("n_tracks")
-        if catalogue_key not in stored:
+        fitted_on = tuple(meta.get("inputs") or ())
+        if cls.optional_inputs and fitted_on and fitted_on != used:
+            gained, lost = [i for i in used if i not in fitted_on], [i for i in fitted_on if i not in used]
+            changed = "; ".join(
+                [*(["it can now use " + inputs_text(gained)] if gained else []), *([inputs_text(lost) + " no longer available"] if lost else [])]
+            )
+        elif catalogue_key not in stored:
             changed = (
                 f"fitted on {n_fitted} tracks, the catalogue now has {len(catalogue)}"
                 if n_fitted is not None and n_fitted != len(catalogue)
                 else "tracks or audio changed since it was fitted"
             )
-        elif space_dependencies(cls):
-            changed = f"the {', '.join(space_dependencies(cls))} space was refitted since"
+        elif input_space_names(used):
+            changed = f"the {', '.join(input_space_names(used))} space was refitted since"
         else:
             changed = "its algorithm version, seed or feature settings changed"
         return StageState(stage, STALE, changed)
@@ -186,7 +198,14 @@ def _space_stage(
     detail = f"{meta.get('dim')}-d on {meta.get('n_tracks')} tracks, fitted {meta.get('fitted_at', '?')} in {meta.get('fit_seconds') or 0:.1f} s"
     if epochs:
         detail += f" (trained with an override of {epochs.group(0).removeprefix('-epochs')} epochs)"
+    if cls.optional_inputs:
+        detail += f"; inputs: {inputs_text(used)}"
     return StageState(stage, DONE, detail)
+
+
+def inputs_text(inputs: Sequence[str]) -> str:
+    """Input names in words, spaces by their name: ``"genre-cnn + handcrafted + musicnn"``."""
+    return " + ".join(name.removeprefix("space:") for name in inputs)
 
 
 def _imported_stage(catalogue: Catalogue, name: str) -> StageState:
@@ -198,7 +217,8 @@ def _imported_stage(catalogue: Catalogue, name: str) -> StageState:
     except SongsimError as exc:
         return StageState(stage, ERROR, str(exc))
     source = stored_meta(space_dir(catalogue.derived_dir, name)).get("source", "?")
-    return StageState(stage, DONE, f"imported from {source}: {space.dim}-d, {coverage_text(catalogue, space)}")
+    shape = "a distance matrix" if space.kind == "distances" else f"{space.dim}-d"
+    return StageState(stage, DONE, f"imported from {source}: {shape}, {coverage_text(catalogue, space)}")
 
 
 def _map_stages(catalogue: Catalogue, name: str, space_state: str, map_methods: Sequence[str], *, seed: int) -> list[StageState]:
@@ -264,7 +284,7 @@ def stage_states(
 
     imported = imported_space_names(catalogue.derived_dir)
     wanted = list(spaces) if spaces is not None else [*space_names(), *imported]
-    names = in_build_order([n for n in wanted if n not in imported])
+    names = build_order(catalogue, [n for n in wanted if n not in imported], building=())
     rows += _feature_stages(catalogue, fingerprints, names)
     state_of: dict[str, str] = {}
     for name in names:
@@ -315,8 +335,11 @@ def space_states(root: str | Path, *, seed: int = 0) -> list[dict]:
     """One row per registered space (then per imported space) for the Models page, in build order: its build state
     (:func:`stage_states`: *done*, *stale*, *missing*, *needs labels*) and why, its dim, fit
     seconds and fitting time when stored, what it is, and where it comes from (``origin``;
-    ``package``: "NAME VERSION" of a plug-in's package). Empty when the catalogue itself
-    is not *done* (its :func:`stage_states` row says why)."""
+    ``package``: "NAME VERSION" of a plug-in's package), and ``used_inputs``: the inputs its
+    stored fit used (required, then the optional ones the catalogue had) — for a space not
+    built, those a build would use now (:func:`songsim.spaces.store.used_inputs`); ``[]`` for
+    an imported space. Empty when the catalogue itself is not *done* (its
+    :func:`stage_states` row says why)."""
     states = stage_states(root, seed=seed, map_methods=())
     if states[0].state != DONE:
         return []
@@ -324,10 +347,15 @@ def space_states(root: str | Path, *, seed: int = 0) -> list[dict]:
     rows = []
     for state in (s for s in states if s.kind == "space"):
         meta = stored_meta(space_dir(catalogue.derived_dir, state.name))
-        described = describe_space(space_info(catalogue, state.name))
+        info = space_info(catalogue, state.name)
+        described = describe_space(info)
+        if isinstance(info, type):
+            inputs = list(meta.get("inputs") or used_inputs(info, catalogue)) if meta.get("fit_key") else list(used_inputs(info, catalogue))
+        else:  # imported: nothing computed from the audio
+            inputs = []
         rows.append({
             "space": state.name, "state": state.state, "detail": state.detail, "dim": meta.get("dim"),
-            "fit_seconds": meta.get("fit_seconds"), "fitted_at": meta.get("fitted_at"),
+            "used_inputs": inputs, "fit_seconds": meta.get("fit_seconds"), "fitted_at": meta.get("fitted_at"),
             "description": described["description"], "origin": described["origin"],
             "package": f"{described['package']} {described['package_version']}" if described["package"] else None,
         })
@@ -337,14 +365,18 @@ def space_states(root: str | Path, *, seed: int = 0) -> list[dict]:
 def describe_spaces(root: str | Path | None = None) -> list[dict]:
     """Every registered space in registry order (:func:`songsim.spaces.base.describe_space`),
     plus — given a catalogue folder — its imported spaces (origin ``"imported"``), each
-    space's ``state`` there and its ``dim`` when stored (``None`` otherwise); what
-    ``python -m songsim spaces [DIR] --json`` prints."""
+    space's ``state`` there, its ``dim`` when stored (``None`` otherwise) and its
+    ``used_inputs`` there (:func:`space_states`); what ``python -m songsim spaces [DIR] --json``
+    prints."""
     if not root:
         return [describe_space(space_type(name)) for name in space_names()]
     catalogue = load_catalogue(root)
     found = {row["space"]: row for row in space_states(root)}
     order = [*space_names(), *imported_space_names(catalogue.derived_dir)]
     return [
-        {**describe_space(space_info(catalogue, name)), "state": found[name]["state"], "dim": found[name]["dim"]}
+        {
+            **describe_space(space_info(catalogue, name)), "state": found[name]["state"], "dim": found[name]["dim"],
+            "used_inputs": found[name]["used_inputs"],
+        }
         for name in order if name in found
     ]

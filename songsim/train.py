@@ -61,6 +61,7 @@ __all__ = [
     "mean_loss",
     "save_checkpoint",
     "seeded",
+    "stratified_folds",
     "stratified_split",
 ]
 
@@ -186,6 +187,42 @@ def stratified_split(
     val = np.sort(order_array[(u >= test_fraction) & (u < test_fraction + val_fraction)])
     train = np.sort(order_array[u >= test_fraction + val_fraction])
     return Split(train=train, val=val, test=test)
+
+
+def stratified_folds(strata: Sequence[Hashable], *, k: int, seed: int = 0) -> np.ndarray:
+    """A seeded assignment of rows to ``k`` folds keeping each stratum's proportions.
+
+    Rows are shuffled within their stratum and the strata laid end to end (as in
+    :func:`stratified_split`); position ``p`` goes to fold ``(offset + p) mod k`` with a seeded
+    offset. Any run of consecutive positions (so every stratum) is spread over the folds as
+    evenly as possible: a stratum of ``m`` rows puts ``⌊m/k⌋`` or ``⌈m/k⌉`` rows in each fold,
+    and the folds' sizes differ by at most one.
+
+    Parameters
+    ----------
+    strata : sequence of hashable [length n_rows]
+        Stratum of each row (e.g. ``"rock|happy"``).
+    k : int >= 2
+        Folds.
+    seed : int
+        Seed of the shuffle and the offset; the same strata and seed always give the same folds.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_rows,), int64]
+        Each row's fold, in ``0..k-1``.
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
+        raise ValueError(f"k must be an integer >= 2; got {k!r}")
+    rng = np.random.default_rng(seed)
+    keys = [repr(s) for s in strata]
+    order: list[int] = []
+    for key in sorted(set(keys)):
+        members = np.flatnonzero(np.asarray(keys, dtype=object) == key)
+        order.extend(rng.permutation(members).tolist())
+    folds = np.empty(len(order), dtype=np.int64)
+    folds[np.asarray(order, dtype=np.int64)] = (int(rng.integers(k)) + np.arange(len(order))) % k
+    return folds
 
 
 # ============================================================================================

@@ -69,8 +69,13 @@ def assert_upload_path_gives_catalogue_vectors(root: Path, space_name: str, *, a
 
 
 #: the spaces that tests/conftest.py's ``trained_catalogue`` builds beyond the default ones: every
-#: space whose labels this catalogue has (metadata, fusion-ae, triplet and ae-2d need Spotify-style
-#: features: tests/test_learned.py builds those on a catalogue of its own), the pretrained musicnn too ...
-TRAINED_SPACES = ("genre-cnn", "emotion-cnn", "spectrogram-pca", "spectrogram-l2", "wavenet", "chroma-lstm", "ali", "musicnn")
+#: space whose labels this catalogue has (metadata needs Spotify-style features: tests/test_learned.py
+#: builds it on a catalogue of its own), the pretrained musicnn and the distance-based musly too; the
+#: fused spaces (fusion-ae, triplet, ae-2d) over the inputs it has: genre-cnn, emotion-cnn, handcrafted
+#: and musicnn, not metadata; and musicnn-triplet, the metric-learning head over musicnn ...
+TRAINED_SPACES = (
+    "genre-cnn", "emotion-cnn", "spectrogram-pca", "spectrogram-l2", "wavenet", "chroma-lstm", "ali", "musicnn", "musly",
+    "fusion-ae", "triplet", "ae-2d", "musicnn-triplet",
+)  # fmt: skip
 #: ... each trainable one trained for this many epochs (an epochs override: its fit key says so)
 TRAINED_EPOCHS = 1

@@ -15,7 +15,8 @@ from songsim.spaces import space_names, space_type
 PACKAGE = Path(__file__).resolve().parents[1] / "songsim"
 BUILT_IN_SPACES = {
     "handcrafted", "random", "genre-cnn", "emotion-cnn", "metadata", "fusion-ae", "ae-2d", "triplet",
-    "spectrogram-pca", "spectrogram-l2", "wavenet", "chroma-lstm", "ali", "musicnn",
+    "spectrogram-pca", "spectrogram-l2", "wavenet", "chroma-lstm", "ali", "musicnn", "musly",
+    "musicnn-triplet",
 }  # fmt: skip
 
 

@@ -12,7 +12,8 @@ import pytest
 
 from songsim.catalogue import Catalogue
 from songsim.errors import NotBuiltError, SongsimError, UnknownSpaceError
-from songsim.evaluate import LIST_FIGURES, evaluate_catalogue, evaluate_space, format_table
+from songsim.evaluate import CLUSTER_FIGURES, LIST_FIGURES, evaluate_catalogue, evaluate_space, figures_table, format_table
+from songsim.studies.statistics import bootstrap_ci
 
 GENRES = ("rock", "jazz", "techno", "folk")
 EMOTIONS = ("happy", "calm", "angry", "sad")
@@ -184,7 +185,9 @@ def test_output_is_plain_json_and_deterministic(catalogue):
     def plain(value):
         if isinstance(value, dict):
             return all(isinstance(k, str) and plain(v) for k, v in value.items())
-        return type(value) in (float, int, str, bool)
+        if isinstance(value, list):  # a CI: [low, high]
+            return len(value) == 2 and all(type(v) is float for v in value)
+        return value is None or type(value) in (float, int, str, bool)
 
     assert plain(result)
 
@@ -200,9 +203,74 @@ def test_format_table_lists_figures_queries_and_skips(tmp_path):
     catalogue = make_catalogue(tmp_path, columns=("genre",))
     figures = evaluate_space(catalogue, FakeSpace(one_hot(catalogue.labels("genre"))))
     table = format_table({"spaces": {"perfect": figures}, "n_tracks": len(catalogue), "seed": 0, "k": 5})
-    assert "genre_p@5" in table and "1.0000" in table
+    assert "genre_p@5" in table and "1.000 [1.000, 1.000]" in table
     assert "perfect: 64 queries per figure" in table
     assert "skipped emotion_p@5: the catalogue has no emotion labels" in table
+
+
+# ------------------------------------------------------------------------------------------
+# bootstrap CIs
+
+
+def p_at_5_per_query(vectors, genres):
+    """Reference: each song's genre P@5 by brute-force cosine, the query excluded."""
+    x = np.asarray(vectors, dtype=np.float32).astype(np.float64)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    similarity = x @ x.T
+    np.fill_diagonal(similarity, -np.inf)
+    top = np.argsort(-similarity, axis=1, kind="stable")[:, :5]
+    return (genres[top] == genres[:, None]).mean(axis=1)
+
+
+def test_the_ci_of_genre_p_at_5_is_the_percentile_bootstrap_of_its_per_query_values(tmp_path):
+    catalogue = make_catalogue(tmp_path, per_artist=16)  # 128 songs
+    genres = catalogue.labels("genre")
+    vectors = one_hot(genres, noise=0.6, seed=2)  # genres blurred: per-query P@5 spread over 0–1
+    result = evaluate_space(catalogue, FakeSpace(vectors), seed=3, n_boot=2000)
+    values = p_at_5_per_query(vectors, genres)
+    assert 0.3 < values.mean() < 0.9 and values.std() > 0.1
+    assert result["genre_p@5"] == pytest.approx(values.mean(), abs=1e-4)
+    low, high = result["ci95"]["genre_p@5"]
+    np.testing.assert_allclose([low, high], bootstrap_ci(values, n_boot=2000, seed=3), atol=1e-4)  # same resamples
+    half_width = 1.96 * values.std(ddof=1) / np.sqrt(values.size)  # the normal approximation
+    assert low == pytest.approx(values.mean() - half_width, abs=0.015)
+    assert high == pytest.approx(values.mean() + half_width, abs=0.015)
+
+
+def test_every_figure_has_a_ci_around_it_and_a_seed_fixes_them(catalogue):
+    space = FakeSpace(one_hot(catalogue.labels("genre"), noise=0.5))
+    result = evaluate_space(catalogue, space, seed=1)
+    assert set(result["ci95"]) == set(result["n_queries"])
+    for figure, ci in result["ci95"].items():
+        if figure in CLUSTER_FIGURES:  # no CI, and why
+            assert ci is None and "no bootstrap CI" in result["no_ci"][figure]
+        else:
+            assert ci[0] <= result[figure] <= ci[1], figure
+    assert result["ci95"]["year_distance@5"][1] > result["ci95"]["year_distance@5"][0]  # in years, not a share
+    assert evaluate_space(catalogue, space, seed=1) == result
+    assert evaluate_space(catalogue, space, seed=2)["ci95"] != result["ci95"]
+    assert evaluate_space(catalogue, space, seed=1, n_boot=50)["ci95"] != result["ci95"]
+
+
+def test_a_small_test_split_gets_a_wider_interval(catalogue):
+    vectors = one_hot(catalogue.labels("genre"), noise=0.7, seed=4)
+    everything = evaluate_space(catalogue, FakeSpace(vectors))
+    split = evaluate_space(catalogue, FakeSpace(vectors, test_rows=np.arange(0, len(catalogue), 4)))  # 16 of 64
+    width = {name: r["ci95"]["genre_p@5"][1] - r["ci95"]["genre_p@5"][0] for name, r in (("all", everything), ("split", split))}
+    assert width["split"] > 1.4 * width["all"]  # about sqrt(4) wider
+    assert split["ci95"]["hubness_skew"] == everything["ci95"]["hubness_skew"]  # hubness is over every song either way
+
+
+def test_tables_show_each_figure_with_its_ci(catalogue):
+    figures = evaluate_space(catalogue, FakeSpace(one_hot(catalogue.labels("genre"), noise=0.5)))
+    result = {"spaces": {"blurred": figures}, "n_tracks": len(catalogue), "seed": 0, "k": 5}
+    low, high = figures["ci95"]["genre_p@5"]
+    cell = f"{figures['genre_p@5']:.3f} [{low:.3f}, {high:.3f}]"
+    assert cell in format_table(result)
+    table = figures_table(result, with_ci=True)
+    assert table.loc["genre_p@5", "blurred"] == cell
+    assert table.loc["v_measure", "blurred"] == f"{figures['v_measure']:.3f}"  # no CI
+    assert figures_table(result).loc["genre_p@5", "blurred"] == figures["genre_p@5"]  # numbers without with_ci
 
 
 # ------------------------------------------------------------------------------------------
@@ -237,6 +305,8 @@ def test_cli_evaluate_json_on_the_built_catalogue(built_catalogue):
     assert handcrafted["genre_p@5"] > random["genre_p@5"] + 0.3
     assert handcrafted["pairwise_acc"] > random["pairwise_acc"]
     assert handcrafted["n_queries"]["genre_p@5"] == 24
+    low, high = handcrafted["ci95"]["genre_p@5"]
+    assert low <= handcrafted["genre_p@5"] <= high and payload["bootstrap"]["resamples"] == 1000 and payload["folds"] is None
 
 
 def test_cli_evaluate_table_and_errors(built_catalogue):

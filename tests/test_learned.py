@@ -30,7 +30,7 @@ from songsim.spaces.learned import (
 )
 from songsim.spaces.store import features_cache_dir, load_built_space, space_dir, stored_fit_key
 
-DIMS = {"genre-cnn": 256, "emotion-cnn": 256, "metadata": 11, "fusion-ae": 64, "ae-2d": 2, "triplet": 64}
+DIMS = {"genre-cnn": 256, "emotion-cnn": 256, "metadata": 11, "fusion-ae": 64, "ae-2d": 2, "triplet": 64, "musicnn-triplet": 128}
 LEARNED_SPACES = space_names(family="learned")
 TINY = TrainingOptions(max_epochs=2)
 
@@ -53,7 +53,8 @@ def _add_spotify_features(root: Path) -> None:
 @pytest.fixture(scope="module")
 def learned_catalogue(tmp_path_factory) -> Path:
     """The small test catalogue plus Spotify-style features, with every learned space built
-    (2 epochs per model, PCA maps only)."""
+    (2 epochs per model, PCA maps only); musicnn-triplet brings musicnn into the build, so the
+    fused spaces use every optional input: emotion-cnn, metadata, handcrafted and musicnn."""
     from catalogues import make_small_catalogue
 
     root = make_small_catalogue(tmp_path_factory.mktemp("learned"))
@@ -75,7 +76,7 @@ def test_supervised_spaces_share_one_held_out_split(learned_catalogue):
     catalogue = load_catalogue(learned_catalogue)
     genre = load_built_space(catalogue, "genre-cnn")
     assert len(genre.test_rows_) >= 2 and not set(genre.test_rows_) & set(genre.train_rows_)
-    for name in ("emotion-cnn", "fusion-ae", "ae-2d", "triplet"):
+    for name in ("emotion-cnn", "fusion-ae", "ae-2d", "triplet", "musicnn-triplet"):
         assert np.array_equal(load_built_space(catalogue, name).test_rows_, genre.test_rows_), name
     assert np.array_equal(load_built_space(catalogue, "fusion-ae").held_out_rows_, genre.test_rows_)
     assert not hasattr(load_built_space(catalogue, "metadata"), "test_rows_")  # unsupervised
@@ -119,7 +120,9 @@ def test_ae2d_space_code_predicts_genre_but_the_map_method_needs_no_labels(learn
 def test_pickled_space_holds_bytes_not_modules(learned_catalogue):
     catalogue = load_catalogue(learned_catalogue)
     space = load_built_space(catalogue, "triplet")
-    space.transform({k: np.zeros((1, w), dtype=np.float32) for k, w in zip(space.inputs, (256, 256, 11))})
+    assert space.used_inputs_ == ("space:genre-cnn", "space:emotion-cnn", "space:metadata", "space:handcrafted", "space:musicnn")
+    assert space.block_widths_[:3] == (256, 256, 11) and space.block_widths_[4] == 200
+    space.transform({k: np.zeros((1, w), dtype=np.float32) for k, w in zip(space.used_inputs_, space.block_widths_)})
     state = space.__getstate__()
     assert "_module_cache" not in state and isinstance(state["checkpoint_bytes_"], bytes)
     clone = pickle.loads(pickle.dumps(space))
@@ -142,9 +145,11 @@ def test_spaces_are_skipped_when_their_labels_are_missing(learned_catalogue, tmp
     report = build(root, spaces=LEARNED_SPACES, map_methods=(), n_jobs=1, training=TINY)
     assert report.skipped["genre-cnn"] == "the catalogue has no genre labels"
     assert report.skipped["metadata"] == "the catalogue has no danceability labels"
-    assert report.skipped["fusion-ae"] == "it needs genre-cnn, metadata, which was skipped"
+    assert report.skipped["fusion-ae"] == "it needs genre-cnn, which was skipped"  # its one required input
     assert report.skipped["triplet"] == "the catalogue has no genre labels"
-    assert report.built == ["emotion-cnn"]  # valence/arousal are there; no genre, so no auxiliary task
+    assert report.skipped["musicnn-triplet"] == "the catalogue has no genre labels"
+    # valence/arousal are there (no genre, so no auxiliary task); musicnn needs no labels
+    assert report.built == ["emotion-cnn", "musicnn"]
     assert load_built_space(load_catalogue(root), "emotion-cnn").checkpoint().config.n_classes == (4,)
 
 

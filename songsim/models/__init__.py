@@ -1,10 +1,11 @@
 """Torch modules of the learned spaces (no I/O here: training and checkpoints live in
 :mod:`songsim.train`, the spaces in :mod:`songsim.spaces.learned` and :mod:`songsim.spaces.literature`).
 
-Two modules are the exception, imported on their own (not from this package's namespace):
-:mod:`songsim.models.tf_bundle`, a reader of TensorFlow checkpoints in numpy, and
+Three modules are the exception, imported on their own (not from this package's namespace):
+:mod:`songsim.models.tf_bundle`, a reader of TensorFlow checkpoints in numpy,
 :mod:`songsim.models.musicnn`, the torch port of the pretrained MusiCNN tagger, which reads its
-weights from the installed ``musicnn`` wheel through it.
+weights from the installed ``musicnn`` wheel through it, and :mod:`songsim.models.musly`,
+Musly's timbre similarity through ``pymusly`` (no torch).
 
 :data:`MODEL_TYPES` maps the name stored in a checkpoint to the module class and its config
 dataclass, so a checkpoint rebuilds its module without pickling code.

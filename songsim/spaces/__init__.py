@@ -13,6 +13,9 @@ module             what it holds
 ``learned``        the CNN genre/emotion, metadata, fusion-AE, ae-2d and triplet spaces
 ``literature``     the raw-spectrogram, WaveNet, chroma-LSTM and ALI spaces
 ``pretrained``     ``musicnn``: the MusiCNN tagger trained on the Million Song Dataset (torch port)
+``heads``          ``musicnn-triplet``: a head trained by metric learning over the frozen musicnn
+                   embedding (the catalogue's genres, and artists)
+``musly``          ``musly``: Musly's timbre distances with mutual proximity (a distance-based space)
 ``plugins``        discovery of the plug-in spaces installed packages declare (entry-point
                    group ``songsim.spaces``); ``plugin_problems`` lists those it refused
 =================  ==============================================================================
@@ -29,6 +32,8 @@ from songsim.spaces.base import Space, TrainingOptions, register_space, space_na
 from songsim.spaces.baseline import HandcraftedSpace, RandomSpace
 from songsim.spaces import learned, literature  # noqa: F401 - register the learned and literature spaces
 from songsim.spaces import pretrained  # noqa: F401 - register the pretrained spaces (musicnn)
+from songsim.spaces import heads  # noqa: F401 - register musicnn-triplet (after musicnn, its input)
+from songsim.spaces import musly  # noqa: F401 - register the musly space (distances)
 
 __all__ = [
     "HandcraftedSpace",

@@ -15,9 +15,20 @@ and uploads alike:
   ignore the audio;
 - ``"space:<name>"``: (m, dim) float32, the songs' vectors in another space (built first).
 
+Beside the required ``inputs``, a space may list ``optional_inputs``: inputs it uses where the
+catalogue has them (a ``"space:<name>"`` whose space can be built there — its labels exist —
+or any other registered input), and does without elsewhere. Which ones a fit used is decided
+by one rule, :func:`songsim.spaces.store.used_inputs`, that ``build``, the stage states,
+``songsim spaces DIR`` and the Models page share; the fitted space records them in
+``used_inputs_`` (the order of its blocks), its ``fit`` and ``transform`` receive exactly those,
+and they are part of its fit key, so a catalogue that gains an input refits the space. A space
+marked :attr:`Space.built_on_request` (``musicnn``: slow) is used as an optional input only
+where it is already built or built by the same build — never built just for that.
+
 A space class says what it is through class attributes — ``name``, ``description``,
 ``inputs``, ``required_labels``, ``metric`` (its own similarity), ``family`` (where it comes
-from), ``trainable`` (its ``fit`` takes :class:`TrainingOptions`) and ``embeds_uploads`` —
+from), ``trainable`` (its ``fit`` takes :class:`TrainingOptions`), ``held_out`` (it trains on
+part of the catalogue and sets ``test_rows_``) and ``embeds_uploads`` —
 so nothing outside the class keeps a list of which spaces are which.
 
 The registry holds every space type by name, in registration order. It is complete whatever
@@ -49,6 +60,30 @@ SpaceEpochFn = Callable[[str, int, int, float, "float | None"], None]
 
 
 @dataclass(frozen=True)
+class Fold:
+    """One model of a K-fold evaluation (``evaluate --folds K``, :mod:`songsim.folds`): train
+    with fold ``index`` of the catalogue's ``count`` stratified folds held out as the test
+    rows (:func:`songsim.spaces.learned.catalogue_split`).
+
+    Attributes
+    ----------
+    index : int
+        0-based, ``0 <= index < count``.
+    count : int
+        K >= 2.
+    """
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 2:
+            raise ValueError(f"Fold count must be an integer >= 2; got {self.count!r}")
+        if isinstance(self.index, bool) or not isinstance(self.index, int) or not 0 <= self.index < self.count:
+            raise ValueError(f"Fold index must be an integer in 0..{self.count - 1}; got {self.index!r}")
+
+
+@dataclass(frozen=True)
 class TrainingOptions:
     """How to train, as opposed to what: passed by ``build``/``train`` to trainable spaces.
 
@@ -66,6 +101,11 @@ class TrainingOptions:
         Where training keeps its state after every epoch and the fit it belongs to (set by
         ``build``: the space's folder and fit key), so a killed build resumes a training from
         its last finished epoch (:class:`songsim.train.ResumeFile`); ``None``: no resume file.
+    fold : Fold, optional
+        For a :attr:`Space.held_out` space: hold out this fold of the catalogue instead of the
+        shared 10 % test split (set by :mod:`songsim.folds`, which stores fold models apart,
+        keyed by the space's fit key, K and the fold; so the fold is not part of :attr:`fit_tag`).
+        Spaces that hold nothing out ignore it.
     """
 
     device: str | None = None
@@ -74,6 +114,7 @@ class TrainingOptions:
     catalogue_fingerprint: str = ""
     resume_path: str | None = None
     resume_key: str = ""
+    fold: Fold | None = None
 
     @property
     def fit_tag(self) -> str:
@@ -93,18 +134,31 @@ class Space(ABC):
         Only for a space with no vector for some tracks (an imported file that lacks them):
         which rows have one. Those rows are never searched, mapped or scored
         (:func:`covered_rows`).
+    used_inputs_ : tuple of str, optional
+        The inputs the fit used: its required :attr:`inputs`, then those of its
+        :attr:`optional_inputs` the catalogue had (set by ``build``; :func:`fitted_inputs`).
+        ``transform`` receives these, for an upload too.
     """
 
     name: ClassVar[str]
     description: ClassVar[str]
     #: names of the inputs ``fit`` and ``transform`` receive (see the module docstring)
     inputs: ClassVar[tuple[str, ...]]
+    #: inputs used where the catalogue has them (module docstring), after ``inputs`` in this
+    #: order; a space with optional inputs keeps at least one required input
+    optional_inputs: ClassVar[tuple[str, ...]] = ()
+    #: whether the space is built only when asked for: another space lists it among its
+    #: ``optional_inputs`` but uses it only where it is built, or built in the same build
+    built_on_request: ClassVar[bool] = False
     #: catalogue label columns the space needs (it is skipped when they are missing)
     required_labels: ClassVar[tuple[str, ...]] = ()
     #: bump when the space's algorithm changes, so stored fits become stale
     version: ClassVar[int] = 1
     #: the similarity its vectors are made for, the default wherever neighbours are searched:
-    #: "cosine" (direction) or "euclidean" (−distance, for vectors whose length means something)
+    #: "cosine" (direction) or "euclidean" (−distance, for vectors whose length means something);
+    #: "precomputed" (:data:`songsim.neighbours.PRECOMPUTED`) for a space that gives distances:
+    #: ``vectors_`` is then the (n_tracks, n_tracks) distance matrix (row i = from track i,
+    #: smaller = closer) and ``transform`` gives each new song's (n_tracks,) distances
     metric: ClassVar[str] = "cosine"
     #: where the space comes from: one of :data:`BUILT_IN_FAMILIES` for songsim's own
     family: ClassVar[str] = "baseline"
@@ -113,6 +167,10 @@ class Space(ABC):
     trainable: ClassVar[bool] = False
     #: whether :meth:`transform` can embed a song that is not in the catalogue (an upload)
     embeds_uploads: ClassVar[bool] = True
+    #: whether ``fit`` trains on part of the catalogue and sets ``test_rows_``, the rows it never
+    #: trained on (the only queries ``evaluate`` scores it on); such a space is :attr:`trainable`
+    #: and holds out ``TrainingOptions.fold`` when given (``evaluate --folds K``)
+    held_out: ClassVar[bool] = False
 
     vectors_: np.ndarray
 
@@ -219,8 +277,8 @@ def space_type(name: str) -> type[Space]:
 
 
 def describe_space(space_cls: type[Space]) -> dict[str, Any]:
-    """What a registered space is, as plain JSON types: name, description, inputs, required
-    labels, metric, whether it is trainable and can embed uploads, its family and origin
+    """What a registered space is, as plain JSON types: name, description, inputs (required),
+    optional inputs (used where the catalogue has them), required labels, metric, whether it is trainable and can embed uploads, its family and origin
     (``"built-in"`` for songsim's own families, ``"plug-in"`` for an installed package's, whose
     ``package``, ``package_version`` and ``entry_point`` are given; ``None`` for the others)."""
     plugin = plugin_source(space_cls.name)
@@ -228,6 +286,7 @@ def describe_space(space_cls: type[Space]) -> dict[str, Any]:
         "name": space_cls.name,
         "description": space_cls.description,
         "inputs": list(space_cls.inputs),
+        "optional_inputs": list(getattr(space_cls, "optional_inputs", ())),
         "required_labels": list(space_cls.required_labels),
         "metric": space_cls.metric,
         "trainable": bool(space_cls.trainable),
@@ -295,18 +354,43 @@ def checked_vectors(space: Space | type[Space], vectors: Any, *, n_songs: int, d
     )
 
 
+def input_space_names(inputs: Sequence[str]) -> list[str]:
+    """The spaces named by the ``"space:<name>"`` entries of ``inputs``, in order."""
+    return [name.removeprefix(SPACE_INPUT_PREFIX) for name in inputs if name.startswith(SPACE_INPUT_PREFIX)]
+
+
 def space_dependencies(space_cls: type[Space]) -> list[str]:
-    """Names of the spaces whose vectors ``space_cls`` consumes (its ``"space:<name>"`` inputs)."""
-    return [name.removeprefix(SPACE_INPUT_PREFIX) for name in space_cls.inputs if name.startswith(SPACE_INPUT_PREFIX)]
+    """Names of the spaces whose vectors ``space_cls`` needs (its required ``"space:<name>"``
+    inputs; the optional ones are :func:`optional_dependencies`)."""
+    return input_space_names(space_cls.inputs)
 
 
-def in_build_order(names: list[str] | tuple[str, ...]) -> list[str]:
-    """``names`` plus every space they depend on, each after its dependencies."""
+def optional_dependencies(space_cls: type[Space]) -> list[str]:
+    """Names of the spaces whose vectors ``space_cls`` uses where they can be built (its
+    optional ``"space:<name>"`` inputs)."""
+    return input_space_names(getattr(space_cls, "optional_inputs", ()))
+
+
+def fitted_inputs(space: Space) -> tuple[str, ...]:
+    """The inputs a fitted space consumes: ``used_inputs_`` when its fit recorded them, else its
+    class's required ``inputs`` (a fit stored before optional inputs existed)."""
+    used = getattr(space, "used_inputs_", None)
+    return tuple(type(space).inputs if used is None else used)
+
+
+def in_build_order(
+    names: list[str] | tuple[str, ...], *, dependencies: Callable[[type[Space]], Sequence[str]] = space_dependencies
+) -> list[str]:
+    """``names`` plus every space they depend on, each after its dependencies.
+
+    ``dependencies(space_cls)`` names the spaces one space builds on: by default its required
+    ones; :func:`songsim.spaces.store.build_order` passes the ones it will use on a catalogue.
+    """
     ordered: list[str] = []
 
     def visit(name: str) -> None:
         if name not in ordered:
-            for dependency in space_dependencies(space_type(name)):
+            for dependency in dependencies(space_type(name)):
                 visit(dependency)
             ordered.append(name)
 

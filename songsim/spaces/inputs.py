@@ -107,20 +107,25 @@ def space_inputs(
     n_jobs: int | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
     dask_address: str | None = None,
+    names: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """The inputs ``space_cls`` consumes, for m songs (the fields of :class:`Songs`).
+
+    ``names``: the inputs to compute — for a build, :func:`songsim.spaces.store.used_inputs`
+    (required and available optional ones); for an upload, the fitted space's
+    :func:`songsim.spaces.base.fitted_inputs`; default ``space_cls.inputs``.
 
     Returns
     -------
     dict
-        ``{input name: value}`` for every name in ``space_cls.inputs``.
+        ``{input name: value}`` for every name in ``names``, in that order.
     """
     songs = Songs(
         catalogue=catalogue, paths=paths, fingerprints=fingerprints, keys=keys, dependency_vectors=dependency_vectors,
         n_jobs=n_jobs, dask_address=dask_address, on_progress=on_progress,
     )  # fmt: skip
     resolvers = {}
-    for name in space_cls.inputs:
+    for name in space_cls.inputs if names is None else names:
         try:
             resolvers[name] = input_resolver(name)
         except SongsimError as exc:

@@ -9,13 +9,23 @@ genre-cnn      ``"mel"`` (64-band log-mel, 30 s)            :class:`~songsim.mod
 emotion-cnn    ``"mel"``                                   the same family on the 4 Thayer
                                                            quadrants (+ genre as auxiliary task)
 metadata       ``"metadata"`` (11 Spotify-style features)  standardised, k-NN-imputed; 11-d
-fusion-ae      genre-cnn ⊕ emotion-cnn ⊕ metadata           dense autoencoder 523 → 248 → 128 →
-                                                           64 (mirrored decoder); the 64-d code
-triplet        the same fused input                        MLP 523 → 256 → 64-d unit vectors,
+fusion-ae      genre-cnn ⊕ the optional inputs the          dense autoencoder D → 248 → 128 →
+               catalogue has: emotion-cnn, metadata,       64 (mirrored decoder); the 64-d code
+               handcrafted, musicnn (below)
+triplet        the same fused input                        MLP D → 256 → 64-d unit vectors,
                                                            triplet margin loss, semi-hard negatives
 ae-2d          the triplet space's 64-d vectors            deep autoencoder 64 → 256 → 64 → 16
                                                            → 2 (mirrored) + genre head; the 2-d code
 =============  ==========================================  =====================================
+
+**Fused inputs.** ``fusion-ae`` and ``triplet`` need ``genre-cnn`` (their one required input)
+and use each of ``emotion-cnn`` (emotion labels), ``metadata`` (Spotify-style features),
+``handcrafted`` and ``musicnn`` where the catalogue has it (``optional_inputs``; the rule is
+:func:`songsim.spaces.store.used_inputs`; musicnn only where built, or built by the same
+build, as it is slow and not a default space). D, the fused width, is the sum of the used
+blocks' widths: 523 with genre-cnn, emotion-cnn and metadata; 256 + handcrafted's + 200 on a
+collection with genre labels only and musicnn built. The fitted space records them in
+``used_inputs_``; an upload goes through those same spaces.
 
 Training protocol
 -----------------
@@ -79,7 +89,7 @@ from sklearn.preprocessing import StandardScaler
 from songsim.catalogue import SPOTIFY_FEATURES
 from songsim.config import HOP_LENGTH, N_MELS, SAMPLE_RATE_HZ
 from songsim.errors import NotBuiltError, SongsimError
-from songsim.spaces.base import Space, TrainingOptions, register_space
+from songsim.spaces.base import Fold, Space, TrainingOptions, register_space
 
 if TYPE_CHECKING:
     import torch
@@ -108,8 +118,15 @@ __all__ = [
 
 #: label columns the shared split is stratified on
 SPLIT_LABELS = ("genre", "emotion")
-#: inputs of the fused spaces, in concatenation order
-FUSED_INPUTS = ("space:genre-cnn", "space:emotion-cnn", "space:metadata")
+#: share of the catalogue a fold model validates on (early stopping), drawn from the other folds
+FOLD_VAL_FRACTION = 0.1
+#: required input of the fused spaces (fusion-ae, triplet): the genre CNN is their core
+FUSED_INPUTS = ("space:genre-cnn",)
+#: their optional inputs, each used where the catalogue has it (:func:`songsim.spaces.store.used_inputs`:
+#: emotion-cnn needs emotion labels, metadata Spotify-style features; musicnn, which is slow,
+#: only where it is built or built by the same build); blocks are concatenated in this order
+#: after :data:`FUSED_INPUTS`
+FUSED_OPTIONAL_INPUTS = ("space:emotion-cnn", "space:metadata", "space:handcrafted", "space:musicnn")
 
 # ============================================================================================
 # settings
@@ -230,11 +247,18 @@ class TripletConfig:
 # shared pieces
 
 
-def catalogue_split(labels: dict[str, np.ndarray], *, n_rows: int, seed: int) -> "Split":
-    """The split every learned space of a catalogue shares (80/10/10).
+def catalogue_split(labels: dict[str, np.ndarray], *, n_rows: int, seed: int, fold: Fold | None = None) -> "Split":
+    """The split every learned space of a catalogue shares (80/10/10), or one fold's split.
 
     Stratified by the ``genre`` × ``emotion`` label pair (a missing label is a stratum of its
     own), seeded by ``seed``: the same catalogue and seed always give the same split.
+
+    With ``fold`` (``evaluate --folds K``): the rows are dealt into K folds, stratified the
+    same way (:func:`songsim.train.stratified_folds`: every genre spread over the folds as
+    evenly as its size allows, the same folds for every ``index``), and fold ``index`` is the
+    test part; the validation part — :data:`FOLD_VAL_FRACTION` of the catalogue, as in the
+    shared split — is drawn, stratified, from the other folds, and the rest is trained on.
+    With K = 10 the proportions are the shared split's.
 
     Parameters
     ----------
@@ -242,16 +266,23 @@ def catalogue_split(labels: dict[str, np.ndarray], *, n_rows: int, seed: int) ->
         The catalogue's label columns (``None`` where missing).
     n_rows : int
     seed : int
+    fold : songsim.spaces.base.Fold, optional
 
     Returns
     -------
     songsim.train.Split
     """
-    from songsim.train import stratified_split
+    from songsim.train import Split, stratified_folds, stratified_split
 
     columns = [labels.get(c, np.full(n_rows, None, dtype=object)) for c in SPLIT_LABELS]
     strata = ["|".join("" if col[i] is None else str(col[i]) for col in columns) for i in range(n_rows)]
-    return stratified_split(strata, seed=seed)
+    if fold is None:
+        return stratified_split(strata, seed=seed)
+    folds = stratified_folds(strata, k=fold.count, seed=seed)
+    rest = np.flatnonzero(folds != fold.index)
+    val_fraction = FOLD_VAL_FRACTION * n_rows / max(len(rest), 1)
+    inner = stratified_split([strata[i] for i in rest], val_fraction=val_fraction, test_fraction=0.0, seed=seed + 1 + fold.index)
+    return Split(train=rest[inner.train], val=rest[inner.val], test=np.flatnonzero(folds == fold.index))
 
 
 def _class_targets(values: np.ndarray) -> tuple[list[str], np.ndarray]:
@@ -353,19 +384,25 @@ class LearnedSpace(_CheckpointHolder, Space):
         The trained model's checkpoint (read it with :meth:`checkpoint`).
     train_rows_, val_rows_, test_rows_ : np.ndarray [shape=(n,), int64]
         The shared split (:func:`catalogue_split`): rows trained on, used for early
-        stopping, and held out (never trained on, by this space or its inputs).
+        stopping, and held out (never trained on, by this space or its inputs) — or, for a
+        fold model (``TrainingOptions.fold``), that fold's split.
+    fold_ : Fold or None
+        The fold held out, ``None`` for the shared split.
     """
 
     family = "learned"
     trainable = True
+    held_out = True
 
     train_rows_: np.ndarray
     val_rows_: np.ndarray
     test_rows_: np.ndarray
 
-    def _set_split(self, labels: dict[str, np.ndarray], n_rows: int, seed: int) -> "Split":
-        split = catalogue_split(labels, n_rows=n_rows, seed=seed)
+    def _set_split(self, labels: dict[str, np.ndarray], n_rows: int, seed: int, fold: Fold | None = None) -> "Split":
+        """The shared split, or with ``fold`` (``TrainingOptions.fold``) that fold held out."""
+        split = catalogue_split(labels, n_rows=n_rows, seed=seed, fold=fold)
         self.train_rows_, self.val_rows_, self.test_rows_ = split.train, split.val, split.test
+        self.fold_ = fold
         return split
 
     def _fit_module(
@@ -521,7 +558,7 @@ class _CNNSpace(LearnedSpace):
         options = training or TrainingOptions()
         mels = [_pad_frames(m, config.crop_frames) for m in inputs["mel"]]
         n = len(mels)
-        split = self._set_split(labels, n, seed)
+        split = self._set_split(labels, n, seed, options.fold)
         self.classes_, main = _class_targets(labels[self.label])
         targets, n_classes, task_weights = [main], [len(self.classes_)], [1.0]
         if self.aux_label and config.aux_weight > 0 and any(v is not None for v in labels.get(self.aux_label, [])):
@@ -838,28 +875,60 @@ def _encode(module: "torch.nn.Module", x: np.ndarray) -> np.ndarray:
 
 
 class _FusedSpace(LearnedSpace):
-    """A space over the concatenated vectors of its ``inputs`` (by default genre-cnn,
-    emotion-cnn and metadata), block-standardised."""
+    """A space over the concatenated vectors of the input spaces it uses, block-standardised:
+    its required ``inputs`` (genre-cnn), then those of its ``optional_inputs`` (emotion-cnn,
+    metadata, handcrafted, musicnn) that ``fit`` receives — what the catalogue has.
+
+    Attributes
+    ----------
+    used_inputs_ : tuple of str
+        The inputs fitted on, in concatenation order (``transform`` needs the same ones).
+    standardiser_ : BlockStandardiser
+    """
 
     inputs = FUSED_INPUTS
+    optional_inputs = FUSED_OPTIONAL_INPUTS
 
+    used_inputs_: tuple[str, ...]
     standardiser_: BlockStandardiser
 
     def _fused(self, inputs: dict[str, Any]) -> np.ndarray:
-        return self.standardiser_.transform([np.atleast_2d(np.asarray(inputs[k], dtype=np.float64)) for k in self.inputs])
+        missing = [k for k in self.used_inputs_ if k not in inputs]
+        if missing:
+            raise SongsimError(
+                f"{self.name}: it was fitted on {', '.join(self.used_inputs_)} and is missing {', '.join(missing)}; "
+                f"embed through the inputs it used (songsim.spaces.base.fitted_inputs)."
+            )
+        return self.standardiser_.transform([np.atleast_2d(np.asarray(inputs[k], dtype=np.float64)) for k in self.used_inputs_])
 
-    def _prepare(self, inputs: dict[str, Any], labels: dict[str, np.ndarray], seed: int) -> tuple[np.ndarray, "Split"]:
-        blocks = [np.asarray(inputs[k], dtype=np.float64) for k in self.inputs]
-        split = self._set_split(labels, len(blocks[0]), seed)
+    def _prepare(
+        self, inputs: dict[str, Any], labels: dict[str, np.ndarray], seed: int, fold: Fold | None = None
+    ) -> tuple[np.ndarray, "Split"]:
+        """Record the inputs given (required ones first, then the optional ones, in declared
+        order), fit the block standardiser on the train and validation rows, and return the
+        fused (n_tracks, Σ width) float32 matrix and the split."""
+        lacking = [k for k in self.inputs if k not in inputs]
+        if lacking:
+            raise SongsimError(f"{self.name}: needs the input {', '.join(lacking)}; build it first (`python -m songsim build DIR`).")
+        self.used_inputs_ = tuple(k for k in (*self.inputs, *self.optional_inputs) if k in inputs)
+        blocks = [np.asarray(inputs[k], dtype=np.float64) for k in self.used_inputs_]
+        split = self._set_split(labels, len(blocks[0]), seed, fold)
         self.standardiser_ = BlockStandardiser().fit(blocks, np.concatenate([split.train, split.val]))
+        self.block_widths_ = tuple(int(b.shape[1]) for b in blocks)
         return self._fused(inputs), split
 
     def _feature_settings(self) -> dict[str, Any]:
-        return {"inputs": list(self.inputs), "scaling": "StandardScaler, then sqrt(n_blocks / width) per block"}
+        return {
+            "inputs": list(self.used_inputs_),
+            "block_widths": list(self.block_widths_),
+            "optional_inputs_not_available": [k for k in self.optional_inputs if k not in self.used_inputs_],
+            "scaling": "StandardScaler, then sqrt(n_blocks / width) per block",
+        }
 
     def transform(self, inputs: dict[str, Any]) -> np.ndarray:
-        """``inputs``: the m songs' vectors in each input space (by default genre-cnn
-        (m, 256), emotion-cnn (m, 256) and metadata (m, 11)) → (m, dim) float32."""
+        """``inputs``: the m songs' vectors in each input space it was fitted on
+        (``used_inputs_``: genre-cnn (m, 256), then e.g. emotion-cnn (m, 256), metadata
+        (m, 11), handcrafted (m, its dim), musicnn (m, 200)) → (m, dim) float32."""
         self._fitted()
         return _encode(self._module(), self._fused(inputs))
 
@@ -884,7 +953,7 @@ class _AutoencoderSpace(_FusedSpace):
         """
         options = training or TrainingOptions()
         self.config_ = self.config or self.default_config
-        x, split = self._prepare(inputs, labels, seed)
+        x, split = self._prepare(inputs, labels, seed, options.fold)
         self.held_out_rows_ = split.test
         label = self.config_.supervised_label
         classes, targets = _class_targets(labels[label]) if label in labels else ([], None)
@@ -907,12 +976,13 @@ class _AutoencoderSpace(_FusedSpace):
 
 @register_space
 class FusionAESpace(_AutoencoderSpace):
-    """Dense autoencoder over concat(genre 256, emotion 256, metadata 11): 248 → 128 → 64."""
+    """Dense autoencoder over the fused input — genre-cnn (256) ⊕ those of emotion-cnn (256),
+    metadata (11), handcrafted and musicnn (200) the catalogue has: D → 248 → 128 → 64."""
 
     name = "fusion-ae"
-    #: 2: the class moved to songsim.spaces.learned (fits pickled by older versions name the old module)
-    version = 2
-    description = "autoencoder over genre-CNN ⊕ emotion-CNN ⊕ metadata · 64-d code"
+    #: 3: optional inputs (emotion-cnn, metadata, handcrafted, musicnn where the catalogue has them)
+    version = 3
+    description = "autoencoder over genre-CNN ⊕ what the catalogue has of emotion-CNN, metadata, handcrafted, musicnn · 64-d code"
     default_config = AutoencoderSpaceConfig()
 
 
@@ -926,6 +996,7 @@ class AE2DSpace(_AutoencoderSpace):
     name = "ae-2d"
     description = "deep supervised autoencoder over the triplet embedding · 2-d code"
     inputs = ("space:triplet",)
+    optional_inputs = ()  # the triplet space already uses what the catalogue has
     required_labels = ("genre",)
     default_config = AE2D_SPACE_CONFIG
     #: 4: the class moved to songsim.spaces.learned (fits pickled by older versions name the old module)
@@ -947,9 +1018,9 @@ class TripletSpace(_FusedSpace):
     semi-hard negatives mined in each batch; 64-d."""
 
     name = "triplet"
-    #: 2: the class moved to songsim.spaces.learned (fits pickled by older versions name the old module)
-    version = 2
-    description = "triplet metric learning on the fused features · semi-hard negatives · 64-d"
+    #: 3: optional inputs (emotion-cnn, metadata, handcrafted, musicnn where the catalogue has them)
+    version = 3
+    description = "triplet metric learning on genre-CNN ⊕ what the catalogue has of emotion-CNN, metadata, handcrafted, musicnn · 64-d"
     required_labels = ("genre",)
 
     def __init__(self, *, config: TripletConfig | None = None) -> None:
@@ -969,7 +1040,7 @@ class TripletSpace(_FusedSpace):
 
         config = self.config_ = self.config or TripletConfig()
         options = training or TrainingOptions()
-        x, split = self._prepare(inputs, labels, seed)
+        x, split = self._prepare(inputs, labels, seed, options.fold)
         self.classes_, targets = _class_targets(_triplet_labels(labels, len(x)))
         train_rows, val_rows, test_rows = (_labelled(r, targets) for r in (split.train, split.val, split.test))
         if len(train_rows) == 0:

@@ -459,7 +459,7 @@ class WaveNetSpace(LearnedSpace):
         crop = self.crop_frames_ = max(config.crop_frames, network.pool ** (network.n_stacks - 1))
         mels = [_pad_frames(m, crop) for m in inputs["mel"]]
         n = len(mels)
-        split = self._set_split(labels, n, seed)
+        split = self._set_split(labels, n, seed, options.fold)
         self.classes_, targets = _class_targets(_triplet_labels(labels, n))
         train_rows, val_rows, test_rows = (_labelled(r, targets) for r in (split.train, split.val, split.test))
         if len(train_rows) == 0:
@@ -633,7 +633,7 @@ class ChromaLSTMSpace(LearnedSpace):
         options = training or TrainingOptions()
         section = self.section_frames_ = max(2, min(config.section_frames, max((c.shape[1] for c in inputs["chroma"]), default=2)))
         chromas = [_pad_frames(c, section) for c in inputs["chroma"]]
-        split = self._set_split(labels, len(chromas), seed)
+        split = self._set_split(labels, len(chromas), seed, options.fold)
         rng = np.random.default_rng(seed)
 
         def batches(rows: np.ndarray, crops: Callable[[np.ndarray], np.ndarray]):
@@ -769,7 +769,7 @@ class ALISpace(LearnedSpace):
         network = config.network or ALIConfig(n_mels=N_MELS)
         segment = network.segment_frames
         mels = [_pad_frames(m, segment) for m in inputs["mel"]]
-        split = self._set_split(labels, len(mels), seed)
+        split = self._set_split(labels, len(mels), seed, options.fold)
         rng = np.random.default_rng(seed)
         band_mean, band_std = _band_stats([mels[i] for i in split.train])
         max_epochs = options.max_epochs or config.max_epochs

@@ -25,6 +25,8 @@ the error and the fix — for ``python -m songsim spaces`` (stderr) and the Mode
 2. it is a concrete subclass of :class:`songsim.spaces.base.Space` (``fit`` and ``transform``);
 3. its class attributes are set and well-typed: ``name`` (letters, digits, ``.``, ``_``, ``-``),
    ``description``, ``inputs`` (registered input names, :mod:`songsim.spaces.inputs`),
+   ``optional_inputs`` (the same, or ``()``; a ``"space:<name>"`` not registered is simply
+   never available),
    ``required_labels``, ``metric`` (:data:`songsim.neighbours.METRICS`), ``version``,
    ``trainable``, ``embeds_uploads``;
 4. its name is not taken by a built-in space or another plug-in;
@@ -224,6 +226,15 @@ def _attribute_problems(cls: type[Space]) -> list[str]:
                 input_resolver(input_name)
             except SongsimError:
                 problems.append(f"`inputs` names {input_name!r}, which songsim does not compute; use {', '.join(input_names())}")
+    optional = getattr(cls, "optional_inputs", ())
+    if not (isinstance(optional, (tuple, list)) and all(isinstance(i, str) for i in optional)):
+        problems.append(f"`optional_inputs` is {optional!r}; give a tuple of input names, or ()")
+    else:
+        for input_name in optional:
+            try:
+                input_resolver(input_name)
+            except SongsimError:
+                problems.append(f"`optional_inputs` names {input_name!r}, which songsim does not compute; use {', '.join(input_names())}")
     if not (isinstance(required_labels, (tuple, list)) and all(isinstance(c, str) for c in required_labels)):
         problems.append(f"`required_labels` is {required_labels!r}; give a tuple of tracks.csv columns, or ()")
     if cls.metric not in METRICS:

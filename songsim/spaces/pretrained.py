@@ -52,6 +52,9 @@ class MusicnnSpace(Space):
     trainable = False
     embeds_uploads = True
     version = 1
+    #: slow (0.6 s per clip on one core) and not a default space: the fused spaces use it as an
+    #: optional input only where it is built, or built by the same build
+    built_on_request = True
 
     def fit(self, inputs: dict[str, Any], *, labels: dict[str, np.ndarray], seed: int = 0) -> MusicnnSpace:
         features = self._features(inputs)

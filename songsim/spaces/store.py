@@ -4,15 +4,16 @@ Layout inside ``<catalogue>/.songsim/``::
 
     features/<kind>/...          the per-track feature cache (songsim.features), keyed by content
     spaces/<name>/space.joblib   a fitted space (save_space / load_space)
-    spaces/<name>/meta.json      its fit key, dim, n_tracks, fit seconds, fitted-at time
+    spaces/<name>/meta.json      its fit key, dim, n_tracks, fit seconds, fitted-at time, inputs used
     spaces/<name>/training-state.pt   a trainable space's state after its last finished epoch
     spaces/<name>/maps/<method>.pkl   a fitted 2-D map; <method>.json: its fit key, trustworthiness
     spaces/<name>/annoy-<metric>.ann  the annoy index of a large catalogue (memory-mapped)
 
 A **fit key** is the fingerprint of everything a fit depends on: the space's name, algorithm
 version and seed, the catalogue's fingerprint, the feature settings, the fit keys of the
-spaces it builds on, a plug-in's package version and — for a trainable space — an epochs
-override (:func:`current_fit_key`). A stored fit whose key equals the key computed now is current;
+spaces it builds on, which optional inputs it uses (:func:`used_inputs`, the one rule for
+that), a plug-in's package version and — for a trainable space — an epochs override
+(:func:`current_fit_key`). A stored fit whose key equals the key computed now is current;
 :mod:`songsim.stages` turns these keys into the states the pages show, and
 :func:`songsim.build.build` refits what is not current. A map's key extends its space's.
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import joblib
@@ -32,11 +34,15 @@ from songsim.catalogue import Catalogue, load_catalogue
 from songsim.errors import ImportedSpaceError, NotBuiltError, SongsimError, UnknownSpaceError
 from songsim.files import atomic_write, read_json, write_json
 from songsim.maps import MAP_SAMPLE_SIZE, MIN_ROWS, FittedMap, fit_map, load_map, map_methods, save_map
-from songsim.neighbours import DEFAULT_ANNOY_ABOVE, HubnessReducedIndex, NeighbourIndex, make_index
+from songsim.neighbours import DEFAULT_ANNOY_ABOVE, PRECOMPUTED, HubnessReducedIndex, NeighbourIndex, make_index
 from songsim.spaces.base import (
+    SPACE_INPUT_PREFIX,
     Space,
     TrainingOptions,
     covered_rows,
+    fitted_inputs,
+    in_build_order,
+    input_space_names,
     plugin_source,
     space_dependencies,
     space_names,
@@ -46,6 +52,7 @@ from songsim.spaces.imported import (
     ImportedSpace,
     ImportReport,
     check_space_name,
+    import_distance_space,
     import_space,
     imported_space_names,
     is_imported,
@@ -92,6 +99,7 @@ def save_space(space: Space, folder: Path, *, fit_key: str, fit_seconds: float) 
             "n_tracks": int(space.vectors_.shape[0]),
             "fit_seconds": round(fit_seconds, 3),
             "fitted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "inputs": list(fitted_inputs(space)),
         },
     )
 
@@ -160,12 +168,16 @@ def fit_and_store_map(catalogue: Catalogue, space: Space, method: str, *, seed: 
     """Fit a 2-D map of ``space`` and store it beside the space (atomically). Above
     :data:`~songsim.maps.MAP_SAMPLE_SIZE` tracks the fitted sample keeps the genres' shares.
     Rows with no vector (:func:`~songsim.spaces.base.covered_rows`) are left out of the fit
-    and get NaN coordinates (no point is drawn for them)."""
+    and get NaN coordinates (no point is drawn for them). A space that gives distances
+    (metric ``"precomputed"``) is mapped from its distances between the covered tracks
+    (:mod:`songsim.maps`, "Spaces that give distances")."""
     covered = covered_rows(space)
     strata = _map_strata(catalogue)
+    precomputed = getattr(space, "metric", None) == PRECOMPUTED
     fitted = fit_map(
-        space.vectors_[covered], method=method, seed=seed, strata=None if strata is None else strata[covered],
-        sample_size=map_sample_size(),
+        space.vectors_ if covered.all() else space.vectors_[covered], method=method, seed=seed, strata=None if strata is None else strata[covered],
+        sample_size=map_sample_size(), metric=PRECOMPUTED if precomputed else "cosine",
+        columns=np.flatnonzero(covered) if precomputed and not covered.all() else None,
     )  # fmt: skip
     if not covered.all():
         coords = np.full((len(covered), 2), np.nan, dtype=np.float32)
@@ -196,6 +208,79 @@ def missing_labels(space_cls: type[Space], catalogue: Catalogue) -> list[str]:
     return [c for c in space_cls.required_labels if not catalogue.has_labels(c)]
 
 
+def labels_suffice(space_cls: type[Space], catalogue: Catalogue) -> bool:
+    """Whether the catalogue has every label ``space_cls`` needs, and every label the spaces it
+    needs (its required ``"space:<name>"`` inputs, recursively) need; registered spaces only."""
+    if missing_labels(space_cls, catalogue):
+        return False
+    registered = space_names()
+    return all(d in registered and labels_suffice(space_type(d), catalogue) for d in space_dependencies(space_cls))
+
+
+def used_inputs(space_cls: type[Space], catalogue: Catalogue, *, building: Sequence[str] = ()) -> tuple[str, ...]:
+    """The inputs ``space_cls`` uses on this catalogue: the one rule that ``build``, the stage
+    states (:mod:`songsim.stages`), ``songsim spaces DIR`` and the Models page share.
+
+    Every required input (``Space.inputs``), then — in declared order — each of its
+    ``optional_inputs`` that is available:
+
+    - an input that is not another space (features, metadata): always;
+    - ``"space:<name>"``: a registered space whose labels, and those of the spaces it needs,
+      the catalogue has (:func:`labels_suffice`); for a space that is
+      :attr:`~songsim.spaces.base.Space.built_on_request` (``musicnn``), only where it is
+      already stored or among ``building`` — so asking for ``fusion-ae`` never starts a
+      slow musicnn computation, while ``build --spaces musicnn,fusion-ae`` uses it.
+
+    Parameters
+    ----------
+    building : sequence of str
+        The spaces the build being planned makes (with their required dependencies);
+        ``()`` for the state of what is stored (stages, Models page).
+
+    Returns
+    -------
+    tuple of str
+        Input names, required first; a build that finds a used space unbuilt after all (its fit
+        failed) drops it at fitting time.
+    """
+    used = list(space_cls.inputs)
+    registered = space_names()
+    for name in getattr(space_cls, "optional_inputs", ()):
+        if name in used:
+            continue
+        if name.startswith(SPACE_INPUT_PREFIX):
+            dependency = name.removeprefix(SPACE_INPUT_PREFIX)
+            if dependency not in registered or not labels_suffice(space_type(dependency), catalogue):
+                continue
+            if (
+                space_type(dependency).built_on_request
+                and dependency not in building
+                and stored_fit_key(space_dir(catalogue.derived_dir, dependency)) is None
+            ):
+                continue
+        used.append(name)
+    return tuple(used)
+
+
+def build_order(catalogue: Catalogue, names: Sequence[str], *, building: Sequence[str] | None = None) -> list[str]:
+    """``names`` plus every space they build on in this catalogue — their required inputs and
+    the optional ones :func:`used_inputs` grants — each after the spaces it builds on.
+
+    ``building``: what :func:`used_inputs` counts as built by this build; default ``names``
+    with their required dependencies (what ``build`` makes); ``()`` to plan from what is
+    stored (the stage states). A space the catalogue lacks labels for brings only its required
+    inputs (the build reports it skipped): it uses nothing, so no optional input is built for it.
+    """
+    building = in_build_order(list(names)) if building is None else list(building)
+
+    def dependencies(cls: type[Space]) -> list[str]:
+        if not labels_suffice(cls, catalogue):
+            return space_dependencies(cls)
+        return input_space_names(used_inputs(cls, catalogue, building=building))
+
+    return in_build_order(list(names), dependencies=dependencies)
+
+
 def load_current_space(folder: Path, key: str) -> Space | None:
     """The space stored in ``folder`` if it was fitted with ``key`` and loads; ``None`` means
     fit it (again): a stored file that no longer loads is refitted, not an error."""
@@ -208,18 +293,30 @@ def load_current_space(folder: Path, key: str) -> Space | None:
 
 
 def current_fit_key(
-    space_cls: type[Space], catalogue: Catalogue, catalogue_key: str, *, seed: int = 0, training: TrainingOptions | None = None
+    space_cls: type[Space],
+    catalogue: Catalogue,
+    catalogue_key: str,
+    *,
+    seed: int = 0,
+    training: TrainingOptions | None = None,
+    used: Sequence[str] | None = None,
 ) -> str:
     """The fit key :func:`build` gives ``space_cls`` now: the catalogue fingerprint
     (``catalogue_key``, :meth:`Catalogue.fingerprint`), the feature settings, the stored fit
     keys of the spaces it builds on, the seed and — for a trainable space — the epochs override of
     ``training`` (:attr:`songsim.spaces.base.TrainingOptions.fit_tag`); for a plug-in space, its
-    package's version too (upgrading the package refits it). A stored fit with this key is current."""
-    upstream = "-".join(stored_fit_key(space_dir(catalogue.derived_dir, d)) or "" for d in space_dependencies(space_cls))
+    package's version too (upgrading the package refits it); for a space with optional inputs,
+    which of them it uses (``used``, default :func:`used_inputs` of what is stored), so a
+    catalogue that gains (or loses) one refits it. A stored fit with this key is current."""
+    used = used_inputs(space_cls, catalogue) if used is None else tuple(used)
+    upstream = "-".join(stored_fit_key(space_dir(catalogue.derived_dir, d)) or "" for d in input_space_names(used))
     plugin = plugin_source(space_cls.name)
     release = f"-{plugin.package}-{plugin.package_version}" if plugin else ""
     tag = (training or TrainingOptions()).fit_tag if space_cls.trainable else ""
-    return space_fit_key(space_cls, f"{catalogue_key}-{FEATURES_VERSION}-{upstream}{release}{tag}", seed)
+    chosen = ""
+    if getattr(space_cls, "optional_inputs", ()):
+        chosen = "-inputs" + hashlib.sha256(",".join(used).encode()).hexdigest()[:10]
+    return space_fit_key(space_cls, f"{catalogue_key}-{FEATURES_VERSION}-{upstream}{chosen}{release}{tag}", seed)
 
 
 def built_space_names(catalogue: Catalogue) -> list[str]:
@@ -249,9 +346,11 @@ def open_index(catalogue: Catalogue, space: Space, *, metric: str, hubness: str 
     (default :data:`songsim.neighbours.DEFAULT_ANNOY_ABOVE`), else an annoy index stored beside
     the space (memory-mapped, so every app session shares one copy). With ``hubness``
     (:data:`songsim.neighbours.HUBNESS_METHODS`) other than ``"none"``: exact search over
-    distances rescaled by mutual proximity or local scaling (:class:`HubnessReducedIndex`)."""
+    distances rescaled by mutual proximity or local scaling (:class:`HubnessReducedIndex`),
+    whose statistics leave out the tracks the space has no vector for. A space that gives
+    distances (``metric="precomputed"``) is searched by its rows (:class:`PrecomputedIndex`)."""
     if hubness != "none":
-        return HubnessReducedIndex(space.vectors_, metric=metric, method=hubness)
+        return HubnessReducedIndex(space.vectors_, metric=metric, method=hubness, covered=covered_rows(space))
     return make_index(
         space.vectors_, metric=metric, path=space_dir(catalogue.derived_dir, space.name) / f"annoy-{metric}.ann",
         annoy_above=config.size_setting(config.ANNOY_ABOVE_ENV, DEFAULT_ANNOY_ABOVE, minimum=0),
@@ -314,22 +413,57 @@ def import_vector_bytes(
     """:func:`import_vectors` for files uploaded in the browser: ``(file name, content)``
     pairs, written to a temporary folder under fixed names (only the file name's extension
     is used) and validated from there; the stored record names the uploaded file."""
+    return _import_uploads(
+        {"vectors": vectors, "ids": ids},
+        lambda paths: import_vectors(
+            root, name=name, vectors=paths["vectors"], ids=paths["ids"], metric=metric, description=description,
+            source_label=vectors[0],
+        ),
+    )  # fmt: skip
+
+
+def import_distances(
+    root: str | Path, *, name: str, distances: str | Path, description: str = "", source_label: str | None = None
+) -> ImportReport:
+    """``python -m songsim space import --distances``: validate a tab-separated distance matrix
+    against the catalogue at ``root`` and store it as the imported space ``name``, metric
+    ``"precomputed"`` (:mod:`songsim.spaces.imported`, "Distance matrices"). Its maps are stale
+    from then on, as for vectors."""
+    catalogue = load_catalogue(root)
+    check_space_name(name, space_names())
+    return import_distance_space(
+        catalogue, space_dir(catalogue.derived_dir, name), name=name, distances=distances, description=description,
+        source_label=source_label,
+    )  # fmt: skip
+
+
+def import_distance_bytes(root: str | Path, *, name: str, distances: tuple[str, bytes], description: str = "") -> ImportReport:
+    """:func:`import_distances` for a matrix uploaded in the browser: a ``(file name,
+    content)`` pair, handled as :func:`import_vector_bytes` handles vectors."""
+    return _import_uploads(
+        {"distances": distances},
+        lambda paths: import_distances(root, name=name, distances=paths["distances"], description=description, source_label=distances[0]),
+    )
+
+
+def _import_uploads(uploads: dict[str, tuple[str, bytes] | None], run) -> ImportReport:
+    """Write each uploaded ``(file name, content)`` to a temporary folder as ``<role><ext>``
+    (only the extension of the user's name is used), ``run({role: path or None})``, and name
+    the user's files, never the temporary copies, in an error."""
     with tempfile.TemporaryDirectory(prefix="songsim-import-") as folder:
-        paths = []
-        for role, upload in (("vectors", vectors), ("ids", ids)):
+        paths: dict[str, Path | None] = {}
+        for role, upload in uploads.items():
             if upload is None:
-                paths.append(None)
+                paths[role] = None
                 continue
             path = Path(folder) / f"{role}{Path(upload[0]).suffix.lower()}"
             path.write_bytes(upload[1])
-            paths.append(path)
+            paths[role] = path
         try:
-            return import_vectors(
-                root, name=name, vectors=paths[0], ids=paths[1], metric=metric, description=description, source_label=vectors[0]
-            )
+            return run(paths)
         except ImportedSpaceError as exc:  # name the files the user uploaded, not the temporary copies
             message = str(exc)
-            for path, upload in zip(paths, (vectors, ids)):
+            for role, path in paths.items():
                 if path is not None:
-                    message = message.replace(str(path.resolve()), upload[0]).replace(str(path), upload[0])
+                    message = message.replace(str(path.resolve()), uploads[role][0]).replace(str(path), uploads[role][0])
             raise ImportedSpaceError(message) from None

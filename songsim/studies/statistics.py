@@ -6,7 +6,9 @@ defines its degenerate case (too few queries, spaces or raters: ``None`` or NaN 
 reason) instead of raising:
 
 - :func:`bootstrap_ci`: the 95 % percentile bootstrap CI of a mean over queries (Efron &
-  Tibshirani 1993), every figure and space on the same resamples;
+  Tibshirani 1993), every figure and space on the same resamples (:func:`bootstrap_weights`:
+  the resamples; :func:`percentile_interval`: the interval of any statistic's resampled
+  values — :mod:`songsim.evaluate` uses both for the figures that are not means);
 - :func:`friedman_test`: the Friedman test across spaces on per-query NDCG@K, and
   :func:`pairwise_wilcoxon`: Wilcoxon signed-rank tests of every pair of spaces with Holm's
   step-down correction (:func:`holm_adjust`, Holm 1979);
@@ -54,17 +56,80 @@ def json_scalar(value: Any) -> Any:
     return value
 
 
+def bootstrap_weights(n: int, *, n_boot: int, seed: int = 0) -> np.ndarray:
+    """The resamples of a bootstrap over ``n`` rows (queries, songs), as draw counts.
+
+    Resample ``b`` draws ``n`` rows uniformly with replacement; ``W[b, i]`` is how often row
+    ``i`` was drawn (each row of ``W`` sums to ``n``). The same ``(n, n_boot, seed)`` always
+    gives the same matrix, so every figure bootstrapped with it — of one space or of several
+    — is computed on the same resamples (paired).
+
+    Parameters
+    ----------
+    n : int >= 1
+        Rows.
+    n_boot : int >= 1
+        Resamples.
+    seed : int
+        Seed of the draws.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_boot, n), float64]
+        Draw counts.
+    """
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise SongsimError(f"n_boot must be an integer >= 1; got {n_boot!r}.")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise SongsimError(f"n must be an integer >= 1 (the rows resampled); got {n!r}.")
+    draws = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    counts = np.bincount((draws + n * np.arange(n_boot)[:, None]).ravel(), minlength=n_boot * n)
+    return counts.reshape(n_boot, n).astype(np.float64)
+
+
+def percentile_interval(estimates: np.ndarray, *, level: float = CI_LEVEL) -> np.ndarray:
+    """The percentile interval of bootstrap estimates: their ``(1 − level)/2`` and
+    ``(1 + level)/2`` percentiles (Efron & Tibshirani 1993, §13.3), NaN estimates ignored.
+
+    Parameters
+    ----------
+    estimates : np.ndarray [shape=(n_boot,) or (n_boot, m)]
+        A statistic (per column) on each resample.
+    level : float in (0, 1)
+
+    Returns
+    -------
+    np.ndarray [shape=(2,) or (m, 2)]
+        ``[low, high]`` (per column), in the estimates' units; NaN where every estimate is NaN.
+    """
+    if not 0 < level < 1:
+        raise SongsimError(f"level must lie in (0, 1), e.g. 0.95; got {level!r}.")
+    x = np.asarray(estimates, dtype=np.float64)
+    columns = x[:, None] if x.ndim == 1 else x
+    tail = 50.0 * (1.0 - level)
+    ci = np.full((columns.shape[1], 2), np.nan)
+    some = ~np.isnan(columns).all(axis=0)
+    if some.any():
+        ci[some] = np.nanpercentile(columns[:, some], [tail, 100.0 - tail], axis=0).T
+    return ci[0] if x.ndim == 1 else ci
+
+
 def bootstrap_ci(
-    values: Sequence[float] | np.ndarray, *, n_boot: int = 2000, seed: int = 0, level: float = CI_LEVEL
+    values: Sequence[float] | np.ndarray,
+    *,
+    n_boot: int = 2000,
+    seed: int = 0,
+    level: float = CI_LEVEL,
+    weights: np.ndarray | None = None,
 ) -> np.ndarray:
     """Percentile bootstrap confidence interval of the mean over queries (rows).
 
     ``n_boot`` resamples of the ``n`` rows are drawn with replacement (the same resamples for
-    every column, so columns stay paired); on each, every column's mean over its non-NaN
-    rows is recomputed; the interval is the ``(1 − level)/2`` and ``(1 + level)/2``
-    percentiles of those means (Efron & Tibshirani, *An Introduction to the Bootstrap*, 1993,
-    §13.3). Vectorised: the resamples are an ``(n_boot, n)`` matrix of draw counts ``W``, and
-    the means are ``(W @ x) / (W @ valid)``.
+    every column, so columns stay paired; :func:`bootstrap_weights`); on each, every column's
+    mean over its non-NaN rows is recomputed; the interval is the ``(1 − level)/2`` and
+    ``(1 + level)/2`` percentiles of those means (Efron & Tibshirani, *An Introduction to the
+    Bootstrap*, 1993, §13.3; :func:`percentile_interval`). Vectorised: the resamples are an
+    ``(n_boot, n)`` matrix of draw counts ``W``, and the means are ``(W @ x) / (W @ valid)``.
 
     Parameters
     ----------
@@ -76,6 +141,9 @@ def bootstrap_ci(
         Seed of the resampling.
     level : float in (0, 1)
         Coverage, e.g. 0.95.
+    weights : np.ndarray [shape=(n_boot', n)], optional
+        The resamples to use (:func:`bootstrap_weights`), e.g. shared with other statistics;
+        they replace ``n_boot`` and ``seed``.
 
     Returns
     -------
@@ -92,18 +160,17 @@ def bootstrap_ci(
         raise SongsimError(f"level must lie in (0, 1), e.g. 0.95; got {level!r}.")
     columns = x[:, None] if x.ndim == 1 else x
     n, m = columns.shape
+    if weights is not None and np.shape(weights)[1:] != (n,):
+        raise SongsimError(f"weights must have shape (n_boot, {n}), one column per row of values; got {np.shape(weights)}.")
     valid = ~np.isnan(columns)
     ci = np.full((m, 2), np.nan)
     usable = valid.sum(axis=0) >= 2
     if usable.any():
-        draws = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
-        counts = np.bincount((draws + n * np.arange(n_boot)[:, None]).ravel(), minlength=n_boot * n)
-        weights = counts.reshape(n_boot, n).astype(np.float64)
+        counts = bootstrap_weights(n, n_boot=n_boot, seed=seed) if weights is None else np.asarray(weights, dtype=np.float64)
         kept, ok = columns[:, usable], valid[:, usable]
         with np.errstate(invalid="ignore", divide="ignore"):
-            means = (weights @ np.where(ok, kept, 0.0)) / (weights @ ok)
-        tail = 50.0 * (1.0 - level)
-        ci[usable] = np.nanpercentile(means, [tail, 100.0 - tail], axis=0).T
+            means = (counts @ np.where(ok, kept, 0.0)) / (counts @ ok)
+        ci[usable] = percentile_interval(means, level=level)
     return ci[0] if x.ndim == 1 else ci
 
 

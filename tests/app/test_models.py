@@ -18,7 +18,9 @@ def test_models_page_lists_spaces_and_scores_them(built_catalogue, monkeypatch):
     assert states["genre-cnn"] == "missing"
     scores = at.dataframe[1].value
     assert {"handcrafted", "random"} <= set(scores.columns)
-    assert scores.loc["genre P@5", "handcrafted"] > scores.loc["genre P@5", "random"]
+    genre_p = {name: scores.loc["genre P@5", name] for name in ("handcrafted", "random")}  # "0.950 [0.892, 0.992]"
+    assert all(cell.count("[") == 1 for cell in genre_p.values())
+    assert float(genre_p["handcrafted"].split()[0]) > float(genre_p["random"].split()[0])
     assert any("Queries per space" in c.value for c in at.caption)
 
 
@@ -33,9 +35,17 @@ def test_models_page_shows_each_learned_model_with_curves_and_confusion(trained_
     table = at.dataframe[0].value.set_index("space")
     assert table.loc["metadata", "state"] == "needs labels"  # the fixture has no Spotify features
     assert "danceability" in table.loc["metadata", "detail"]
-    assert table.loc["triplet", "state"] == "needs labels" and "metadata space" in table.loc["triplet", "detail"]
+    # the fused spaces use what the fixture has: genre-cnn, emotion-cnn, handcrafted and musicnn, not metadata
+    assert table.loc["triplet", "state"] == "done" and table.loc["triplet", "detail"].endswith(
+        "inputs: genre-cnn + emotion-cnn + handcrafted + musicnn"
+    )
+    used = ["space:genre-cnn", "space:emotion-cnn", "space:handcrafted", "space:musicnn"]
+    assert list(table.loc["fusion-ae", "used_inputs"]) == used and list(table.loc["triplet", "used_inputs"]) == used
+    assert list(table.loc["ae-2d", "used_inputs"]) == ["space:triplet"]
+    assert list(table.loc["musicnn-triplet", "used_inputs"]) == ["space:musicnn"]
+    assert any("Inputs used" in c.value for c in at.caption)
     confusion = [c for c in at.get("plotly_chart") if "test split: accuracy" in c.proto.spec]
-    assert len(confusion) == 2  # the genre and emotion classifiers
+    assert len(confusion) == 3  # the genre and emotion classifiers, and ae-2d's genre head
 
 
 def test_models_page_shows_the_literature_models_their_curves_and_list_figures(trained_catalogue, monkeypatch):
