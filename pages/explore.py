@@ -255,9 +255,8 @@ with list_column:
     table = neighbour_table(catalogue, found)
     for _, row in table.iterrows():
         details = " · ".join(str(row[c]) for c in ("album", "year", "genre", "emotion") if c in row and row[c] is not None and str(row[c]) != "<NA>")
-        score_name = (
-            "−distance" if where != "space" else "−rescaled distance" if hubness != "none" else "similarity" if metric == "cosine" else "−distance"
-        )
-        st.markdown(f"**{row['rank']}. {row_labels(root, version)[catalogue.row_of(row['track_id'])]}** · {score_name} {row['score']:.3f}")
+        cosine = where == "space" and hubness == "none" and metric == "cosine"  # every other score is −distance
+        score = f"similarity {row['score']:.3f}" if cosine else f"{'rescaled distance' if where == 'space' and hubness != 'none' else 'distance'} {abs(row['score']):.3f}"
+        st.markdown(f"**{row['rank']}. {row_labels(root, version)[catalogue.row_of(row['track_id'])]}** · {score}")
         st.caption(details)
         st.audio(row["path"])

@@ -446,6 +446,17 @@ def musicnn_features(clip: np.ndarray, *, sr_hz: int = SAMPLE_RATE_HZ) -> np.nda
     return np.concatenate([embedding, tags]).astype(np.float32, copy=False)
 
 
+def _unless_not_installed(read: Callable[[], str]) -> str:
+    """``read()`` (a model's weights digest or library version, for a feature kind's settings),
+    or ``"not installed"`` where it raises :class:`SongsimError` because the model or library is
+    missing: :func:`extract_features` says so before computing anything, so such settings never
+    key cached numbers."""
+    try:
+        return read()
+    except SongsimError:
+        return "not installed"
+
+
 @lru_cache(maxsize=1)
 def _musicnn_settings() -> dict[str, object]:
     """What changes the cached "musicnn" numbers: the port, its input, the weights, torch."""
@@ -453,14 +464,10 @@ def _musicnn_settings() -> dict[str, object]:
 
     from songsim.models import musicnn
 
-    try:
-        weights = musicnn.weights_digest()
-    except SongsimError:  # not installed: extract_features says so before computing anything
-        weights = "not installed"
     return {
         "port_version": MUSICNN_PORT_VERSION,
         "model": musicnn.MODEL_FOLDER,
-        "weights_sha256": weights,
+        "weights_sha256": _unless_not_installed(musicnn.weights_digest),
         "model_sr_hz": musicnn.SR_HZ,
         "model_n_fft": musicnn.N_FFT,
         "model_hop_length": musicnn.HOP_LENGTH,
@@ -501,13 +508,9 @@ def _musly_settings() -> dict[str, object]:
     """What changes the cached "musly" numbers: the method, the excerpt, Musly's version."""
     from songsim.models import musly
 
-    try:
-        version = musly.musly_version()
-    except SongsimError:  # not installed: extract_features says so before computing anything
-        version = "not installed"
     return {
         "method": musly.METHOD,
-        "musly": version,
+        "musly": _unless_not_installed(musly.musly_version),
         "clip_position": f"middle, from {MUSLY_EXCERPT_MAX_START_S:g} s at the latest",
         "track": "serialize_track, big-endian float32 stored as native float32",
     }

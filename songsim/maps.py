@@ -289,29 +289,49 @@ def _fit_pca(x: np.ndarray, *, seed: int) -> tuple[Reducer, np.ndarray]:
     return pca, pca.transform(x)
 
 
-def _fit_umap(
-    x: np.ndarray,
-    *,
-    seed: int,
-    n_neighbors: int = 15,
-    min_dist: float = 0.1,
-) -> tuple[Reducer, np.ndarray]:
+def _fitted_umap(data: np.ndarray, *, metric: str, seed: int, n_neighbors: int, min_dist: float) -> Any:
+    """umap-learn's 2-D map of ``data``, fitted (its ``embedding_`` the coordinates).
+
+    Parameters
+    ----------
+    data : np.ndarray
+        ``(n, dim)`` vectors with ``metric="euclidean"``, or the ``(n, n)`` float32 distances
+        between the rows (row = query) with ``metric="precomputed"``.
+    metric : {"euclidean", "precomputed"}
+    seed : int
+        Seeds the fit and umap-learn's ``transform`` of new points.
+    n_neighbors : int
+        Neighbourhood size, clipped to ``2 .. n - 1``.
+    min_dist : float
+        How tightly points may pack in the map (umap-learn's units).
+
+    Returns
+    -------
+    umap.UMAP
+        Fitted; its ``embedding_`` is ``(n, 2)`` float32. A small map (30 rows or fewer)
+        starts from a random layout: spectral initialisation needs a well-connected graph.
+    """
     import umap
 
-    n = x.shape[0]
+    n = data.shape[0]
     reducer = umap.UMAP(
         n_components=2,
         n_neighbors=max(2, min(int(n_neighbors), n - 1)),
         min_dist=float(min_dist),
-        metric="euclidean",
+        metric=metric,
         random_state=seed,
         transform_seed=seed,
-        # spectral initialisation needs a well-connected graph; tiny maps start random
         init="spectral" if n > 30 else "random",
     )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"n_jobs value .* overridden")
-        reducer.fit(x)
+        warnings.filterwarnings("ignore", message=r"using precomputed metric")
+        reducer.fit(data)
+    return reducer
+
+
+def _fit_umap(x: np.ndarray, *, seed: int, n_neighbors: int = 15, min_dist: float = 0.1) -> tuple[Reducer, np.ndarray]:
+    reducer = _fitted_umap(x, metric="euclidean", seed=seed, n_neighbors=n_neighbors, min_dist=min_dist)
     return reducer, reducer.embedding_
 
 
@@ -351,6 +371,47 @@ class TSNEReducer:
         return np.asarray(partial)
 
 
+def _fitted_tsne(data: np.ndarray, *, metric: str, initialization: Any, seed: int, perplexity: float, n_jobs: int) -> Any:
+    """openTSNE's 2-D map of ``data``, centred.
+
+    Parameters
+    ----------
+    data : np.ndarray
+        ``(n, dim)`` vectors with ``metric="euclidean"``, or the ``(n, n)`` distances between
+        the rows with ``metric="precomputed"``; fitted in float64.
+    metric : {"euclidean", "precomputed"}
+    initialization : str or np.ndarray [shape=(n, 2)]
+        openTSNE's start: ``"pca"``, ``"random"`` or a layout.
+    seed : int
+    perplexity : float
+        Clipped to ``(n - 1) / 3``, the most openTSNE accepts.
+    n_jobs : int
+        openTSNE's threads.
+
+    Returns
+    -------
+    openTSNE.TSNEEmbedding [shape=(n, 2), float64]
+        Centred once on the middle of its bounding box, so that the map and any later
+        openTSNE centring agree; Barnes-Hut gradients below 10 000 rows, FFT above.
+    """
+    from openTSNE import TSNE
+
+    n = data.shape[0]
+    tsne = TSNE(
+        n_components=2,
+        perplexity=min(float(perplexity), (n - 1) / 3),
+        metric=metric,
+        initialization=initialization,
+        negative_gradient_method="bh" if n < 10_000 else "fft",
+        random_state=seed,
+        n_jobs=n_jobs,
+        verbose=False,
+    )
+    embedding = tsne.fit(np.asarray(data, dtype=np.float64))
+    embedding -= (embedding.max(axis=0) + embedding.min(axis=0)) / 2
+    return embedding
+
+
 def _fit_tsne(
     x: np.ndarray,
     *,
@@ -359,22 +420,7 @@ def _fit_tsne(
     transform_n_iter: int = 50,
     n_jobs: int = 1,
 ) -> tuple[Reducer, np.ndarray]:
-    from openTSNE import TSNE
-
-    n = x.shape[0]
-    tsne = TSNE(
-        n_components=2,
-        perplexity=min(float(perplexity), (n - 1) / 3),
-        metric="euclidean",
-        initialization="pca",
-        negative_gradient_method="bh" if n < 10_000 else "fft",
-        random_state=seed,
-        n_jobs=n_jobs,
-        verbose=False,
-    )
-    embedding = tsne.fit(np.asarray(x, dtype=np.float64))
-    # centre once, so that the map and any later openTSNE centring agree
-    embedding -= (embedding.max(axis=0) + embedding.min(axis=0)) / 2
+    embedding = _fitted_tsne(x, metric="euclidean", initialization="pca", seed=seed, perplexity=perplexity, n_jobs=n_jobs)
     return TSNEReducer(embedding, n_iter=transform_n_iter), np.asarray(embedding)
 
 
@@ -489,22 +535,9 @@ class PrecomputedUMAP:
 
 
 def _fit_umap_precomputed(d: np.ndarray, *, seed: int, n_neighbors: int = 15, min_dist: float = 0.1) -> tuple[Reducer, np.ndarray]:
-    import umap
-
-    n = d.shape[0]
-    reducer = umap.UMAP(
-        n_components=2,
-        n_neighbors=max(2, min(int(n_neighbors), n - 1)),
-        min_dist=float(min_dist),
-        metric="precomputed",
-        random_state=seed,
-        transform_seed=seed,
-        init="spectral" if n > 30 else "random",
+    reducer = _fitted_umap(
+        np.ascontiguousarray(d, dtype=np.float32), metric="precomputed", seed=seed, n_neighbors=n_neighbors, min_dist=min_dist
     )
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"n_jobs value .* overridden")
-        warnings.filterwarnings("ignore", message=r"using precomputed metric")
-        reducer.fit(np.ascontiguousarray(d, dtype=np.float32))
     coords = np.asarray(reducer.embedding_)
     return PrecomputedUMAP(reducer), coords
 
@@ -512,25 +545,11 @@ def _fit_umap_precomputed(d: np.ndarray, *, seed: int, n_neighbors: int = 15, mi
 def _fit_tsne_precomputed(
     d: np.ndarray, *, seed: int, perplexity: float = 30.0, transform_n_iter: int = 50, n_jobs: int = 1
 ) -> tuple[Reducer, np.ndarray]:
-    from openTSNE import TSNE
-
-    n = d.shape[0]
     start = ClassicalMDS(d, n_components=2, seed=seed).coords_
     spread = float(start[:, 0].std())
     # openTSNE's advice: an initial layout with a standard deviation of 1e-4 (as its "pca" start)
     initialization = start / spread * 1e-4 if spread > 0 else "random"
-    tsne = TSNE(
-        n_components=2,
-        perplexity=min(float(perplexity), (n - 1) / 3),
-        metric="precomputed",
-        initialization=initialization,
-        negative_gradient_method="bh" if n < 10_000 else "fft",
-        random_state=seed,
-        n_jobs=n_jobs,
-        verbose=False,
-    )
-    embedding = tsne.fit(np.asarray(d, dtype=np.float64))
-    embedding -= (embedding.max(axis=0) + embedding.min(axis=0)) / 2
+    embedding = _fitted_tsne(d, metric="precomputed", initialization=initialization, seed=seed, perplexity=perplexity, n_jobs=n_jobs)
     return TSNEReducer(embedding, n_iter=transform_n_iter), np.asarray(embedding)
 
 

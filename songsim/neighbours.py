@@ -275,7 +275,46 @@ def _validated_query(index, vector: np.ndarray, *, k: int, exclude: np.ndarray |
     return index._query(q, k, mask)
 
 
-class ExactIndex:
+def _validated_row(index, row: int, *, k: int, exclude: np.ndarray | None) -> tuple[int, int, np.ndarray]:
+    """Validate a query by catalogue row against ``index`` (row, mask, k), for ``query_row``.
+
+    Returns
+    -------
+    row : int
+        The validated 0-based row.
+    k : int
+        Checked against the rows that may be returned.
+    mask : np.ndarray [shape=(n_items,), dtype=bool]
+        A fresh copy of ``exclude`` with ``row`` itself set: the query is excluded by
+        position, so an exact duplicate of it elsewhere is still returned.
+    """
+    row = _check_row(row, index.n_items)
+    mask = _check_exclude(exclude, index.n_items)
+    mask[row] = True
+    k = _check_k(k, index.n_items - int(np.count_nonzero(mask)), index.n_items)
+    return row, k, mask
+
+
+class _InMemoryIndex:
+    """The shared part of the exact indexes over one read-only in-memory float32 array
+    ``_data`` [shape=(n_rows, width)]: :class:`ExactIndex` (its vectors, normalised or
+    centred) and :class:`PrecomputedIndex` (its distances, width = n_rows)."""
+
+    _data: np.ndarray
+
+    @property
+    def n_items(self) -> int:
+        """int: number of rows."""
+        return int(self._data.shape[0])
+
+    @property
+    def dim(self) -> int:
+        """int: the length of a query: the vector dimension, or for :class:`PrecomputedIndex`
+        one distance per row (= :attr:`n_items`)."""
+        return int(self._data.shape[1])
+
+
+class ExactIndex(_InMemoryIndex):
     """Brute-force top-k over all rows (numpy matrix-vector product).
 
     Parameters
@@ -308,16 +347,6 @@ class ExactIndex:
             self._data = (vecs - self._centre).astype(np.float32)
             self._sq_norms = np.einsum("ij,ij->i", self._data, self._data)
         self._data.setflags(write=False)
-
-    @property
-    def n_items(self) -> int:
-        """int: number of rows."""
-        return int(self._data.shape[0])
-
-    @property
-    def dim(self) -> int:
-        """int: vector dimension."""
-        return int(self._data.shape[1])
 
     def __repr__(self) -> str:
         return f"ExactIndex(n_items={self.n_items}, dim={self.dim}, metric={self.metric!r})"
@@ -396,10 +425,7 @@ class ExactIndex:
         -------
         Neighbours
         """
-        row = _check_row(row, self.n_items)
-        mask = _check_exclude(exclude, self.n_items)
-        mask[row] = True
-        k = _check_k(k, self.n_items - int(np.count_nonzero(mask)), self.n_items)
+        row, k, mask = _validated_row(self, row, k=k, exclude=exclude)
         if self.metric == "cosine":
             q = self._data[row]
         else:
@@ -436,7 +462,7 @@ def _check_distances(distances: np.ndarray) -> np.ndarray:
     return view
 
 
-class PrecomputedIndex:
+class PrecomputedIndex(_InMemoryIndex):
     """Exact top-k over a space that gives distances, not vectors (metric :data:`PRECOMPUTED`).
 
     Parameters
@@ -460,16 +486,6 @@ class PrecomputedIndex:
 
     def __init__(self, distances: np.ndarray) -> None:
         self._data = _check_distances(distances)
-
-    @property
-    def n_items(self) -> int:
-        """int: number of rows."""
-        return int(self._data.shape[0])
-
-    @property
-    def dim(self) -> int:
-        """int: the length of a query, one distance per row (= :attr:`n_items`)."""
-        return int(self._data.shape[1])
 
     def __repr__(self) -> str:
         return f"PrecomputedIndex(n_items={self.n_items})"
@@ -501,10 +517,7 @@ class PrecomputedIndex:
 
     def query_row(self, row: int, *, k: int = 5, exclude: np.ndarray | None = None) -> Neighbours:
         """The ``k`` rows closest to track ``row`` by its row of the matrix, never ``row`` itself."""
-        row = _check_row(row, self.n_items)
-        mask = _check_exclude(exclude, self.n_items)
-        mask[row] = True
-        k = _check_k(k, self.n_items - int(np.count_nonzero(mask)), self.n_items)
+        row, k, mask = _validated_row(self, row, k=k, exclude=exclude)
         return self._query(self._data[row], k, mask)
 
     def _query(self, q: np.ndarray, k: int, mask: np.ndarray) -> Neighbours:
@@ -936,10 +949,7 @@ class AnnoyIndex:
     ) -> Neighbours:
         """The ``k`` rows most similar to row ``row``, never ``row`` itself (excluded by
         position, so duplicates of it are still returned); see :meth:`ExactIndex.query_row`."""
-        row = _check_row(row, self.n_items)
-        mask = _check_exclude(exclude, self.n_items)
-        mask[row] = True
-        k = _check_k(k, self.n_items - int(np.count_nonzero(mask)), self.n_items)
+        row, k, mask = _validated_row(self, row, k=k, exclude=exclude)
         if self._vectors is not None:
             q = self._vectors[row]
         else:

@@ -148,6 +148,33 @@ class Split:
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0  # 0.618…: the most evenly spread Weyl sequence
 
 
+def _stratum_order(strata: Sequence[Hashable], rng: np.random.Generator) -> np.ndarray:
+    """The rows laid out stratum by stratum, shuffled within each: the layout that
+    :func:`stratified_split` and :func:`stratified_folds` walk with their sequences.
+
+    Strata are compared by their ``repr`` (so ``None`` and labels of mixed types sort too) and
+    laid end to end in sorted order of it; each stratum's rows are permuted with ``rng``, one
+    ``rng.permutation`` per stratum in that order (so the draws that follow are seeded alike).
+
+    Parameters
+    ----------
+    strata : sequence of hashable [length n_rows]
+        Stratum of each row.
+    rng : np.random.Generator
+        Advanced by the permutations.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_rows,), int64]
+        A permutation of ``0..n_rows-1``: row indices in layout order.
+    """
+    keys = np.asarray([repr(s) for s in strata], dtype=object)
+    order: list[int] = []
+    for key in sorted(set(keys.tolist())):
+        order.extend(rng.permutation(np.flatnonzero(keys == key)).tolist())
+    return np.asarray(order, dtype=np.int64)
+
+
 def stratified_split(
     strata: Sequence[Hashable], *, val_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0
 ) -> Split:
@@ -176,13 +203,8 @@ def stratified_split(
     if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
         raise ValueError(f"val_fraction {val_fraction} and test_fraction {test_fraction} must be in [0, 1) and sum below 1")
     rng = np.random.default_rng(seed)
-    keys = [repr(s) for s in strata]
-    order: list[int] = []
-    for key in sorted(set(keys)):
-        members = np.flatnonzero(np.asarray(keys, dtype=object) == key)
-        order.extend(rng.permutation(members).tolist())
-    u = (rng.random() + np.arange(len(order)) * _GOLDEN) % 1.0
-    order_array = np.asarray(order, dtype=np.int64)
+    order_array = _stratum_order(strata, rng)
+    u = (rng.random() + np.arange(len(order_array)) * _GOLDEN) % 1.0
     test = np.sort(order_array[u < test_fraction])
     val = np.sort(order_array[(u >= test_fraction) & (u < test_fraction + val_fraction)])
     train = np.sort(order_array[u >= test_fraction + val_fraction])
@@ -215,13 +237,9 @@ def stratified_folds(strata: Sequence[Hashable], *, k: int, seed: int = 0) -> np
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
         raise ValueError(f"k must be an integer >= 2; got {k!r}")
     rng = np.random.default_rng(seed)
-    keys = [repr(s) for s in strata]
-    order: list[int] = []
-    for key in sorted(set(keys)):
-        members = np.flatnonzero(np.asarray(keys, dtype=object) == key)
-        order.extend(rng.permutation(members).tolist())
+    order = _stratum_order(strata, rng)
     folds = np.empty(len(order), dtype=np.int64)
-    folds[np.asarray(order, dtype=np.int64)] = (int(rng.integers(k)) + np.arange(len(order))) % k
+    folds[order] = (int(rng.integers(k)) + np.arange(len(order))) % k
     return folds
 
 

@@ -229,6 +229,15 @@ def built_catalogue(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture
+def catalogue_dir(built_catalogue, tmp_path) -> Path:
+    """A copy of :func:`built_catalogue` of this test's own, free to build into or change (a
+    module whose tests share one copy overrides it with a module-scoped fixture of this name)."""
+    import shutil
+
+    return Path(shutil.copytree(built_catalogue, tmp_path / "copy"))
+
+
 @pytest.fixture(scope="session")
 def trained_catalogue(built_catalogue, tmp_path_factory) -> Path:
     """A copy of :func:`built_catalogue` with ``catalogues.TRAINED_SPACES`` built too, with

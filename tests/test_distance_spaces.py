@@ -4,14 +4,13 @@ maps "Spaces that give distances")."""
 
 import io
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from explore_app import open_app
 from scipy.spatial import procrustes
 from sklearn.manifold import trustworthiness as sk_trustworthiness
-from streamlit.testing.v1 import AppTest
 
 from songsim.build import build
 from songsim.catalogue import load_catalogue
@@ -35,13 +34,7 @@ from songsim.spaces.store import (
     space_info,
 )
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
 NAME = "mirex"
-
-
-@pytest.fixture
-def catalogue_dir(built_catalogue, tmp_path) -> Path:
-    return Path(shutil.copytree(built_catalogue, tmp_path / "copy"))
 
 
 def euclidean_matrix(root: Path) -> tuple[list[str], np.ndarray]:
@@ -448,13 +441,7 @@ def test_a_distance_space_builds_its_maps_and_goes_through_the_cli_a_study_add_s
 def test_explore_serves_a_distance_space_with_its_own_distances_only(catalogue_dir, tmp_path, monkeypatch):
     ids, matrix = euclidean_matrix(catalogue_dir)
     import_distances(catalogue_dir, name=NAME, distances=write_matrix(tmp_path / "d.tsv", ids, matrix))
-    monkeypatch.setenv("SONGSIM_CATALOGUE", str(catalogue_dir))
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.session_state["space"] = NAME
-    at.run()
-    assert not at.exception, at.exception
-    at.radio(key="method").set_value("pca").run()
-    assert not at.exception, at.exception
+    at = open_app(catalogue_dir, monkeypatch, space=NAME, method="pca")
     assert any(f"classical MDS map of **{NAME}**" in c.value for c in at.caption)
     similarity = at.radio(key=f"metric:{NAME}")
     assert list(similarity.options) == ["its own distances"] and similarity.value == PRECOMPUTED
@@ -462,9 +449,9 @@ def test_explore_serves_a_distance_space_with_its_own_distances_only(catalogue_d
     catalogue = load_catalogue(catalogue_dir)
     expected = search(catalogue, NAME, track_id=ids[0], k=5)
     text = "\n".join(m.value for m in at.markdown)
-    assert "−distance" in text and "similarity" not in text
+    assert "· distance " in text and "similarity" not in text and "−" not in text
     for rank, score in enumerate(expected.neighbours.scores, start=1):
-        assert f"**{rank}. " in text and f"−distance {score:.3f}" in text
+        assert f"**{rank}. " in text and f"distance {-score:.3f}" in text
     at.switch_page("pages/models.py").run()
     assert not at.exception, at.exception
     table = at.dataframe[0].value.set_index("space")
@@ -474,8 +461,7 @@ def test_explore_serves_a_distance_space_with_its_own_distances_only(catalogue_d
 @pytest.mark.slow
 def test_the_models_page_imports_a_distance_matrix_and_names_a_bad_one(catalogue_dir, tmp_path, monkeypatch):
     ids, matrix = euclidean_matrix(catalogue_dir)
-    monkeypatch.setenv("SONGSIM_CATALOGUE", str(catalogue_dir))
-    at = AppTest.from_file(APP, default_timeout=180).run()
+    at = open_app(catalogue_dir, monkeypatch)
     at.switch_page("pages/models.py").run()
     assert not at.exception, at.exception
 

@@ -1,13 +1,12 @@
 """Imported spaces: a researcher's own vectors, validated, stored, and judged like any space."""
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from streamlit.testing.v1 import AppTest
+from explore_app import open_app
 
 from songsim.build import build
 from songsim.catalogue import load_catalogue
@@ -20,13 +19,7 @@ from songsim.stages import stage_states
 from songsim.studies.report import compute_report
 from songsim.studies.study import add_space, create_study
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
 NAME = "mine"
-
-
-@pytest.fixture
-def catalogue_dir(built_catalogue, tmp_path) -> Path:
-    return Path(shutil.copytree(built_catalogue, tmp_path / "copy"))
 
 
 def own_vectors(root: Path, *, dim: int = 6, seed: int = 0) -> tuple[list[str], np.ndarray]:
@@ -212,13 +205,7 @@ def test_an_imported_space_goes_through_studies_add_space_and_the_report(catalog
 def test_explore_serves_an_imported_space_and_says_it_cannot_embed_uploads(catalogue_dir, tmp_path, monkeypatch):
     ids, vectors = own_vectors(catalogue_dir)
     import_vectors(catalogue_dir, name=NAME, vectors=_write_csv(tmp_path / "v.csv", ids, vectors), metric="euclidean")
-    monkeypatch.setenv("SONGSIM_CATALOGUE", str(catalogue_dir))
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.session_state["space"] = NAME
-    at.run()
-    assert not at.exception, at.exception
-    at.radio(key="method").set_value("pca").run()
-    assert not at.exception, at.exception
+    at = open_app(catalogue_dir, monkeypatch, space=NAME, method="pca")
     assert any(f"map of **{NAME}**" in c.value for c in at.caption)
     assert at.radio(key=f"metric:{NAME}").value == "euclidean"
     assert len(at.get("audio")) == 6
@@ -235,8 +222,7 @@ def test_the_models_page_imports_vectors_and_names_a_bad_file(catalogue_dir, tmp
     import io
 
     ids, vectors = own_vectors(catalogue_dir)
-    monkeypatch.setenv("SONGSIM_CATALOGUE", str(catalogue_dir))
-    at = AppTest.from_file(APP, default_timeout=180).run()
+    at = open_app(catalogue_dir, monkeypatch)
     at.switch_page("pages/models.py").run()
     assert not at.exception, at.exception
 

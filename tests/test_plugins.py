@@ -25,7 +25,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from songsim.config import N_MELS
-from songsim.errors import SpaceOutputError
+from songsim.errors import PluginError, SpaceOutputError
+from songsim.neighbours import PRECOMPUTED
 from songsim.spaces import base as spaces_base
 from songsim.spaces import plugins
 from songsim.spaces.base import Space, checked_vectors
@@ -227,6 +228,49 @@ def test_good_vectors_come_back_as_float32_and_transform_must_keep_the_dim():
     assert checked.dtype == np.float32 and checked.shape == (3, 4)
     with pytest.raises(SpaceOutputError, match=r"transform\(\) has shape \(1, 5\), expected \(1, 4\)"):
         checked_vectors(_BuiltInLike, np.ones((1, 5), dtype=np.float32), n_songs=1, dim=4, method="transform")
+
+
+class _ToyDistances(Space):
+    """A plug-in space that gives distances, not vectors: L2 between handcrafted features."""
+
+    name = "toy-distances"
+    description = "L2 distances between the songs' handcrafted features"
+    inputs = ("handcrafted",)
+    metric = PRECOMPUTED
+
+    def fit(self, inputs, *, labels, seed=0):
+        self.features_ = np.asarray(inputs["handcrafted"], dtype=np.float32)
+        self.vectors_ = self.transform(inputs)  # (n_tracks, n_tracks): row i = from track i
+        return self
+
+    def transform(self, inputs):
+        """m songs → (m, n_tracks) float32 distances to the catalogue's tracks."""
+        x = np.asarray(inputs["handcrafted"], dtype=np.float32)
+        return np.linalg.norm(x[:, None, :] - self.features_[None, :, :], axis=2)
+
+
+def _declared(metric: str) -> type[Space]:
+    return type("Declared", (_ToyDistances,), {"metric": metric})
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean", PRECOMPUTED])
+def test_a_plugin_may_declare_each_vector_metric_or_precomputed_distances(metric):
+    source = spaces_base.PluginSource("songsim-toy-distances", "0.1.0", "toy-distances = toy:Declared")
+    assert plugins._checked_space_class(_declared(metric), source).metric == metric
+
+
+def test_an_unknown_metric_is_refused_naming_the_ones_allowed():
+    source = spaces_base.PluginSource("songsim-toy-distances", "0.1.0", "toy-distances = toy:Declared")
+    with pytest.raises(PluginError, match=r"`metric` is 'manhattan'; use one of cosine, euclidean, precomputed"):
+        plugins._checked_space_class(_declared("manhattan"), source)
+
+
+def test_a_distance_space_passes_the_vectors_check_with_its_square_matrix():
+    space = _ToyDistances().fit({"handcrafted": np.array([[0.0, 0.0], [3.0, 4.0], [0.0, 4.0]])}, labels={})
+    checked = checked_vectors(space, space.vectors_, n_songs=3, method="fit")
+    np.testing.assert_array_equal(checked, [[0, 5, 4], [5, 0, 3], [4, 3, 0]])
+    upload = space.transform({"handcrafted": np.array([[3.0, 0.0]])})
+    np.testing.assert_array_equal(checked_vectors(space, upload, n_songs=1, dim=3, method="transform"), [[3, 4, 5]])
 
 
 def test_the_readme_shows_the_tested_plugin():

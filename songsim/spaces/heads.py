@@ -50,10 +50,8 @@ from songsim.spaces.learned import (
     LearnedSpace,
     TrainConfig,
     _class_targets,
-    _device_of,
     _encode,
     _labelled,
-    _row_batches,
     _triplet_labels,
 )
 
@@ -205,7 +203,7 @@ class MusicnnTripletSpace(LearnedSpace):
             Device, epochs, progress, resume file, fold.
         """
         from songsim.models import batch_triplet_loss
-        from songsim.train import History, choose_device, mean_loss, seeded
+        from songsim.train import History, choose_device
 
         config = self.config_ = self.config or MusicnnTripletConfig()
         options = training or TrainingOptions()
@@ -235,22 +233,19 @@ class MusicnnTripletSpace(LearnedSpace):
             self.fallback_ = f"fewer than 2 genres among the {len(train_rows)} labelled training songs: no triplet to learn from"
             history = History(device=str(choose_device(options.device)))
         else:
-            rng = np.random.default_rng(seed)
-            batch_size = config.train.batch_size
-            with seeded(seed):
-                model = self._head(x.shape[1])
-                history = self._fit_module(
-                    model,
-                    loss_fn=loss_fn,
-                    train_batches=lambda: _row_batches(x, train_rows, batch_size=batch_size, rng=rng, extra=extra),
-                    # one batch: mining needs the whole validation set together (none: select on the training loss)
-                    val_batches=list(_row_batches(x, val_rows, batch_size=max(len(val_rows), 1), rng=None, extra=extra)),
-                    config=config.train,
-                    options=options,
-                    rng=rng,
-                )
-            test_batches = list(_row_batches(x, test_rows, batch_size=max(len(test_rows), 1), rng=None, extra=extra))
-            metrics["triplet_loss"] = mean_loss(model, loss_fn, test_batches, _device_of(model)) if len(test_rows) else None
+            model, history, test_loss = self._fit_triplet_head(
+                lambda: self._head(x.shape[1]),
+                x,
+                train_rows=train_rows,
+                val_rows=val_rows,
+                test_rows=test_rows,
+                extra=extra,
+                loss_fn=loss_fn,
+                config=config.train,
+                options=options,
+                seed=seed,
+            )
+            metrics["triplet_loss"] = test_loss if len(test_rows) else None
             trained = _encode(model, x)
             head_p5 = label_precision_at_k(trained, targets, val_rows, fitted_rows)
             input_p5 = label_precision_at_k(raw, targets, val_rows, fitted_rows)

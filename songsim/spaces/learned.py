@@ -436,6 +436,69 @@ class LearnedSpace(_CheckpointHolder, Space):
             rng=rng,
         )
 
+    def _fit_triplet_head(
+        self,
+        make_module: Callable[[], "torch.nn.Module"],
+        x: np.ndarray,
+        *,
+        train_rows: np.ndarray,
+        val_rows: np.ndarray,
+        test_rows: np.ndarray,
+        extra: Sequence[np.ndarray],
+        loss_fn: Callable,
+        config: TrainConfig,
+        options: TrainingOptions,
+        seed: int,
+    ) -> tuple["torch.nn.Module", "History", float]:
+        """Train a head with a loss mined within each batch (the triplet spaces) on rows of ``x``.
+
+        The module is made by ``make_module()`` under ``seeded(seed)`` and trained by
+        :meth:`_fit_module` on shuffled batches of ``config.batch_size`` training rows
+        (shuffled with ``np.random.default_rng(seed)``); the validation rows are one batch, and so
+        are the test rows: mining needs each of those sets together.
+
+        Parameters
+        ----------
+        make_module : callable
+            Builds the untrained module.
+        x : np.ndarray [shape=(n_rows, input_dim), float32]
+            The input of every catalogue row.
+        train_rows, val_rows, test_rows : np.ndarray [shape=(n,), int64]
+            Rows of ``x`` (labelled ones); ``val_rows`` empty: the training loss selects the epoch.
+        extra : sequence of np.ndarray [each shape=(n_rows,), int64]
+            Targets sliced with ``x`` into each batch (``batch[1:]`` for ``loss_fn``).
+        loss_fn : callable
+            ``loss_fn(module, batch) -> scalar tensor``.
+        config : TrainConfig
+        options : TrainingOptions
+        seed : int
+
+        Returns
+        -------
+        module : torch.nn.Module
+            Trained (the best epoch's weights).
+        history : History
+        test_loss : float
+            ``loss_fn`` on the test rows; NaN when there are none.
+        """
+        from songsim.train import mean_loss, seeded
+
+        rng = np.random.default_rng(seed)
+        batch_size = config.batch_size
+        with seeded(seed):
+            module = make_module()
+            history = self._fit_module(
+                module,
+                loss_fn=loss_fn,
+                train_batches=lambda: _row_batches(x, train_rows, batch_size=batch_size, rng=rng, extra=extra),
+                val_batches=list(_row_batches(x, val_rows, batch_size=max(len(val_rows), 1), rng=None, extra=extra)),
+                config=config,
+                options=options,
+                rng=rng,
+            )
+        test_batches = list(_row_batches(x, test_rows, batch_size=max(len(test_rows), 1), rng=None, extra=extra))
+        return module, history, mean_loss(module, loss_fn, test_batches, _device_of(module))
+
     def _resume_file(self, options: TrainingOptions) -> "ResumeFile | None":
         """Where this space's training keeps its state (``None``: the options name no file)."""
         from songsim.train import ResumeFile
@@ -1036,7 +1099,7 @@ class TripletSpace(_FusedSpace):
     ) -> "TripletSpace":
         """Train on the training rows that have a genre (or album) label; ``vectors_`` for all."""
         from songsim.models import EmbeddingNet, EmbeddingNetConfig, batch_triplet_loss
-        from songsim.train import Checkpoint, mean_loss, seeded
+        from songsim.train import Checkpoint
 
         config = self.config_ = self.config or TripletConfig()
         options = training or TrainingOptions()
@@ -1045,28 +1108,24 @@ class TripletSpace(_FusedSpace):
         train_rows, val_rows, test_rows = (_labelled(r, targets) for r in (split.train, split.val, split.test))
         if len(train_rows) == 0:
             raise SongsimError(f"{self.name}: no training song has a genre or album label; label some songs and build again.")
-        rng = np.random.default_rng(seed)
-        batch_size = config.train.batch_size
 
         def loss_fn(model, batch):
             return batch_triplet_loss(model(batch[0]), batch[1], margin=config.margin, mining=config.mining)
 
-        with seeded(seed):
-            model = EmbeddingNet(
+        model, history, test_loss = self._fit_triplet_head(
+            lambda: EmbeddingNet(
                 EmbeddingNetConfig(input_dim=x.shape[1], hidden=config.hidden, output_dim=config.output_dim, dropout=config.dropout)
-            )
-            history = self._fit_module(
-                model,
-                loss_fn=loss_fn,
-                train_batches=lambda: _row_batches(x, train_rows, batch_size=batch_size, rng=rng, extra=[targets]),
-                # one batch: mining needs the whole validation set together
-                val_batches=list(_row_batches(x, val_rows, batch_size=max(len(val_rows), 1), rng=None, extra=[targets])),
-                config=config.train,
-                options=options,
-                rng=rng,
-            )
-        test_batches = list(_row_batches(x, test_rows, batch_size=max(len(test_rows), 1), rng=None, extra=[targets]))
-        test_loss = mean_loss(model, loss_fn, test_batches, _device_of(model))
+            ),
+            x,
+            train_rows=train_rows,
+            val_rows=val_rows,
+            test_rows=test_rows,
+            extra=[targets],
+            loss_fn=loss_fn,
+            config=config.train,
+            options=options,
+            seed=seed,
+        )
         self.vectors_ = _encode(model, x)
         checkpoint = Checkpoint(
             config=model.config,

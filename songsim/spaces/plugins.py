@@ -27,7 +27,10 @@ the error and the fix — for ``python -m songsim spaces`` (stderr) and the Mode
    ``description``, ``inputs`` (registered input names, :mod:`songsim.spaces.inputs`),
    ``optional_inputs`` (the same, or ``()``; a ``"space:<name>"`` not registered is simply
    never available),
-   ``required_labels``, ``metric`` (:data:`songsim.neighbours.METRICS`), ``version``,
+   ``required_labels``, ``metric`` (one of :data:`songsim.neighbours.METRICS` for a vector
+   space, or :data:`songsim.neighbours.PRECOMPUTED` for a space that gives distances:
+   ``vectors_`` the (n_tracks, n_tracks) distance matrix, ``transform`` each new song's
+   (n_tracks,) distances, as :attr:`songsim.spaces.base.Space.metric` says), ``version``,
    ``trainable``, ``embeds_uploads``;
 4. its name is not taken by a built-in space or another plug-in;
 5. every space it builds on (``"space:<name>"`` inputs) is registered.
@@ -45,7 +48,7 @@ from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 
 from songsim.errors import PluginError, SongsimError
-from songsim.neighbours import METRICS
+from songsim.neighbours import METRICS, PRECOMPUTED
 from songsim.spaces.base import (
     PluginSource,
     Space,
@@ -63,6 +66,8 @@ from songsim.spaces.inputs import input_names, input_resolver
 ENTRY_POINT_GROUP = "songsim.spaces"
 #: a space's name is a folder name in ``.songsim/spaces/`` and an item of ``--spaces a,b``
 _SPACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+#: what a space's ``metric`` may be: a similarity of vectors, or distances given by the space
+_SPACE_METRICS = (*METRICS, PRECOMPUTED)
 
 
 @dataclass(frozen=True)
@@ -237,8 +242,8 @@ def _attribute_problems(cls: type[Space]) -> list[str]:
                 problems.append(f"`optional_inputs` names {input_name!r}, which songsim does not compute; use {', '.join(input_names())}")
     if not (isinstance(required_labels, (tuple, list)) and all(isinstance(c, str) for c in required_labels)):
         problems.append(f"`required_labels` is {required_labels!r}; give a tuple of tracks.csv columns, or ()")
-    if cls.metric not in METRICS:
-        problems.append(f"`metric` is {cls.metric!r}; use one of {', '.join(METRICS)}")
+    if cls.metric not in _SPACE_METRICS:
+        problems.append(f"`metric` is {cls.metric!r}; use one of {', '.join(_SPACE_METRICS)}")
     if not isinstance(cls.version, int) or isinstance(cls.version, bool):
         problems.append(f"`version` is {cls.version!r}; give an int, bumped when the algorithm changes")
     problems += [f"`{flag}` is {getattr(cls, flag)!r}; give True or False" for flag in ("trainable", "embeds_uploads") if not isinstance(getattr(cls, flag), bool)]

@@ -1,27 +1,15 @@
 """The Explore page as a user drives it, through Streamlit's AppTest."""
 
 import base64
-import io
 import json
-from pathlib import Path
+import re
 
 import numpy as np
 import pytest
-import soundfile as sf
+from explore_app import APP, open_app, tune_wav
 from streamlit.testing.v1 import AppTest
 
 from songsim.catalogue import load_catalogue
-
-APP = str(Path(__file__).resolve().parents[2] / "app.py")
-
-
-def open_app(catalogue: Path, monkeypatch) -> AppTest:
-    """The app serving ``catalogue``, after its first run (on Explore)."""
-    monkeypatch.setenv("SONGSIM_CATALOGUE", str(catalogue))
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.run()
-    assert not at.exception, at.exception
-    return at
 
 
 @pytest.fixture
@@ -100,10 +88,7 @@ def test_the_map_draws_every_song_of_a_small_catalogue_clickable(app, built_cata
 
 
 def test_upload_places_a_new_song_and_lists_neighbours(app):
-    t = np.arange(22050 * 8) / 22050
-    buffer = io.BytesIO()
-    sf.write(buffer, (0.4 * np.sin(2 * np.pi * 330 * t) * np.exp(-((t * 4) % 1) * 6)).astype(np.float32), 22050, format="WAV")
-    app.file_uploader(key="upload").set_value(("my-tune.wav", buffer.getvalue(), "audio/wav")).run()
+    app.file_uploader(key="upload").set_value(("my-tune.wav", tune_wav(), "audio/wav")).run()
     assert not app.exception
     assert not app.error
     assert "**my-tune.wav**" in markdown_text(app)
@@ -133,7 +118,7 @@ def test_each_space_starts_at_its_own_similarity(trained_app):
     assert not app.exception
     assert app.radio(key="metric:wavenet").value == "euclidean"
     assert "Top-5 in the wavenet space" in [h.value for h in app.subheader]
-    assert any("−distance" in m.value for m in app.markdown)
+    assert any(re.search(r"· distance \d+\.\d{3}$", m.value) for m in app.markdown)  # a distance reads as one, never "−distance -0.09"
 
 
 @pytest.mark.parametrize("method", ["pca", "tsne", "umap", "ae2d"])
@@ -162,4 +147,4 @@ def test_hub_reduction_reranks_the_top_5_with_rescaled_distances(app):
         assert not app.exception, app.exception
         assert audio_count(app) == 6
         reduced = ranked()
-        assert len(reduced) == 5 and all("−rescaled distance" in line for line in reduced)
+        assert len(reduced) == 5 and all(re.search(r"· rescaled distance \d", line) for line in reduced)

@@ -1,33 +1,16 @@
 """Explore on the pretrained ``musicnn`` space: what the tagger hears, for a catalogue song and
 an upload."""
 
-import io
-import shutil
-from pathlib import Path
-
-import numpy as np
 import pytest
-import soundfile as sf
-from streamlit.testing.v1 import AppTest
+from explore_app import open_app, tune_wav
 
 from songsim.build import build
 
-APP = str(Path(__file__).resolve().parents[2] / "app.py")
-
 
 @pytest.fixture
-def musicnn_app(built_catalogue, tmp_path, monkeypatch):
-    root = Path(shutil.copytree(built_catalogue, tmp_path / "copy"))
-    build(root, spaces=["musicnn"], map_methods=("pca",), n_jobs=1)
-    monkeypatch.setenv("SONGSIM_CATALOGUE", str(root))
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.run()
-    assert not at.exception, at.exception
-    at.session_state["space_name"] = "musicnn"  # what the sidebar's space selector writes
-    at.session_state["method"] = "pca"
-    at.run()
-    assert not at.exception, at.exception
-    return at
+def musicnn_app(catalogue_dir, monkeypatch):
+    build(catalogue_dir, spaces=["musicnn"], map_methods=("pca",), n_jobs=1)
+    return open_app(catalogue_dir, monkeypatch, space="musicnn", method="pca")
 
 
 def heard(at) -> list[str]:
@@ -40,12 +23,9 @@ def test_explore_shows_what_the_tagger_hears(musicnn_app):
     assert app.radio(key="metric:musicnn").value == "cosine"
     (line,) = heard(app)
     assert line.count(" · ") == 4  # five tags with their probabilities
-    t = np.arange(22050 * 8) / 22050
-    buffer = io.BytesIO()
-    sf.write(buffer, (0.4 * np.sin(2 * np.pi * 330 * t) * np.exp(-((t * 4) % 1) * 6)).astype(np.float32), 22050, format="WAV")
-    app.file_uploader(key="upload").set_value(("my-tune.wav", buffer.getvalue(), "audio/wav")).run()
+    app.file_uploader(key="upload").set_value(("my-tune.wav", tune_wav(), "audio/wav")).run()
     assert not app.exception and not app.error
     assert len(heard(app)) == 1 and heard(app)[0] != line
-    app.session_state["space_name"] = "handcrafted"  # not a tagger: no such line
+    app.session_state["space_name"] = "handcrafted"  # what the sidebar's space selector writes; not a tagger: no such line
     app.run()
     assert not app.exception and heard(app) == []

@@ -1,33 +1,16 @@
 """Explore and the Models page on the distance-based ``musly`` space: a catalogue query, an
 upload through the stored jukebox, and its row among the spaces."""
 
-import io
-import shutil
-from pathlib import Path
-
-import numpy as np
 import pytest
-import soundfile as sf
-from streamlit.testing.v1 import AppTest
+from explore_app import open_app, tune_wav
 
 from songsim.build import build
 
-APP = str(Path(__file__).resolve().parents[2] / "app.py")
-
 
 @pytest.fixture
-def musly_app(built_catalogue, tmp_path, monkeypatch):
-    root = Path(shutil.copytree(built_catalogue, tmp_path / "copy"))
-    build(root, spaces=["musly"], map_methods=("pca",), n_jobs=1)
-    monkeypatch.setenv("SONGSIM_CATALOGUE", str(root))
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.run()
-    assert not at.exception, at.exception
-    at.session_state["space_name"] = "musly"  # what the sidebar's space selector writes
-    at.session_state["method"] = "pca"
-    at.run()
-    assert not at.exception, at.exception
-    return at
+def musly_app(catalogue_dir, monkeypatch):
+    build(catalogue_dir, spaces=["musly"], map_methods=("pca",), n_jobs=1)
+    return open_app(catalogue_dir, monkeypatch, space="musly", method="pca")
 
 
 def test_explore_searches_musly_for_a_song_and_an_upload(musly_app):
@@ -35,10 +18,7 @@ def test_explore_searches_musly_for_a_song_and_an_upload(musly_app):
     assert "Top-5 in the musly space" in [h.value for h in app.subheader]
     assert not app.error
     assert len(app.get("audio")) == 6  # the query and its top-5
-    t = np.arange(22050 * 8) / 22050
-    buffer = io.BytesIO()
-    sf.write(buffer, (0.4 * np.sin(2 * np.pi * 330 * t) * np.exp(-((t * 4) % 1) * 6)).astype(np.float32), 22050, format="WAV")
-    app.file_uploader(key="upload").set_value(("my-tune.wav", buffer.getvalue(), "audio/wav")).run()
+    app.file_uploader(key="upload").set_value(("my-tune.wav", tune_wav(), "audio/wav")).run()
     assert not app.exception and not app.error
     assert len(app.get("audio")) == 6
 
