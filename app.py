@@ -5,6 +5,8 @@
     streamlit run app.py -- --home DIR                    # keep the demo and uploads under DIR
 
 The app builds what is missing under a visible progress display, then hands over to the pages.
+Every page runs inside one error boundary (below): a ``SongsimError`` or ``OSError`` is shown
+with ``st.error`` and its fix (to a rater without server paths), never as a traceback.
 The Catalogue page imports folders, shows each build stage and switches this session to another
 catalogue; it also opens catalogues that are not built (or not valid) yet, and never builds by itself.
 """
@@ -20,9 +22,11 @@ from pages.common import (
     render_sidebar,
     render_sidebar_if_loadable,
     require_owner,
+    show_error,
 )
 from songsim.build import is_built
 from songsim.config import single_threaded_blas
+from songsim.errors import SongsimError
 
 st.cache_resource(single_threaded_blas)()  # once per process: small products, BLAS threads only add overhead
 st.set_page_config(page_title="songsim", page_icon="🎧", layout="wide")
@@ -47,16 +51,19 @@ navigation = st.navigation(
 
 st.session_state[APP_RAN_KEY] = True
 root, is_demo = catalogue_root()
-if navigation.url_path == catalogue_page.url_path:  # manages unbuilt and broken catalogues itself
-    st.session_state["catalogue_root"] = str(root)
-    render_sidebar_if_loadable(root, is_demo=is_demo)
-    navigation.run()
-elif not owner and not is_built(root):  # a rater never starts a build (minutes of CPU anyone could trigger)
-    st.info("The study owner is still preparing this catalogue: come back in a few minutes.")
-elif ensure_built(root, is_demo=is_demo):
-    st.session_state["catalogue_root"] = str(root)
-    if owner:  # a rater gets no space selector: it lists the spaces a study compares
-        render_sidebar(load_catalogue_cached(str(root)), is_demo=is_demo)
-    navigation.run()
-else:
-    st.info("Open the **Catalogue** page (in the menu) to import, rebuild or switch to another catalogue.")
+try:  # the one error boundary: a SongsimError or OSError anywhere below is an st.error, never a traceback
+    if navigation.url_path == catalogue_page.url_path:  # manages unbuilt and broken catalogues itself
+        st.session_state["catalogue_root"] = str(root)
+        render_sidebar_if_loadable(root, is_demo=is_demo)
+        navigation.run()
+    elif not owner and not is_built(root):  # a rater never starts a build (minutes of CPU anyone could trigger)
+        st.info("The study owner is still preparing this catalogue: come back in a few minutes.")
+    elif ensure_built(root, is_demo=is_demo):
+        st.session_state["catalogue_root"] = str(root)
+        if owner:  # a rater gets no space selector: it lists the spaces a study compares
+            render_sidebar(load_catalogue_cached(str(root)), is_demo=is_demo)
+        navigation.run()
+    else:
+        st.info("Open the **Catalogue** page (in the menu) to import, rebuild or switch to another catalogue.")
+except (SongsimError, OSError) as error:
+    show_error(error, owner=owner)

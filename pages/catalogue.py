@@ -12,7 +12,7 @@ from songsim import config
 from songsim.build import build, prepare_catalogue
 from songsim.catalogue import TRACKS_CSV
 from songsim.catalogues import add_catalogue, describe_catalogue, forget_catalogue, list_catalogues
-from songsim.errors import SongsimError
+from songsim.errors import SongsimError, os_error_message
 from songsim.importers import LAYOUTS, PROBLEMS_CSV, import_collection
 from songsim.stages import MISSING, build_plan, buildable_spaces, stage_states, state_counts
 
@@ -88,7 +88,9 @@ def run_build(spaces: list[str]) -> None:
 
 
 def server_path(text: str, what: str) -> Path | None:
-    """An absolute server path from a text box, or None after an error naming the fix."""
+    """An absolute server path from a text box, resolved (symlinks, ``..``) and under the
+    allowed roots (``SONGSIM_ROOTS``; :func:`songsim.config.allowed_roots`), or None after an
+    error naming the fix. Nothing outside the roots is looked at, not even whether it exists."""
     text = text.strip().strip('"').strip("'")
     if not text:
         return None
@@ -96,7 +98,11 @@ def server_path(text: str, what: str) -> Path | None:
     if not path.is_absolute():
         st.error(f"{what} {text!r} is not an absolute path: give the full path on the server (e.g. /data/music/gtzan).")
         return None
-    return path.resolve()
+    try:
+        return config.require_under_roots(path, what=what)
+    except SongsimError as exc:
+        st.error(str(exc))
+        return None
 
 
 st.title("Catalogue")
@@ -155,7 +161,7 @@ with st.expander("Add a catalogue folder that already has a tracks.csv"):
                 f"{TRACKS_CSV} with at least the columns track_id,path."
             )
         else:
-            add_catalogue(added)
+            add_catalogue(added, roots=config.allowed_roots())
             switch_catalogue(added)
             refresh()
             st.rerun()
@@ -198,7 +204,7 @@ if submitted:
     elif missing := [str(m) for m in metadata if not m.is_file()]:
         st.error(f"Metadata file {', '.join(missing)} does not exist on the server: check the path, or leave the box empty.")
     else:
-        target = server_path(target_text, "The catalogue folder") if target_text.strip() else config.songsim_home() / "catalogues" / audio_dir.name
+        target = server_path(target_text.strip() or str(config.songsim_home() / "catalogues" / audio_dir.name), "The catalogue folder")
         if target is None:
             pass
         elif (target / TRACKS_CSV).exists() and not replace:
@@ -213,12 +219,18 @@ if submitted:
                     bar.progress(done / max(total, 1), text=f"Checking audio {done}/{total}: {message}")
 
             try:
-                report = import_collection(target, audio_dir, metadata=metadata, layout=layout, replace=replace, on_progress=on_progress)
+                roots = config.allowed_roots()
+                report = import_collection(
+                    target, audio_dir, metadata=metadata, layout=layout, replace=replace, on_progress=on_progress, roots=roots
+                )
             except SongsimError as exc:
                 bar.empty()
                 st.error(str(exc))
+            except OSError as exc:  # a folder that cannot be written, a full disk: nothing was registered
+                bar.empty()
+                st.error(f"The import could not write the catalogue: {os_error_message(exc)}")
             else:
-                add_catalogue(target)
+                add_catalogue(target, roots=roots)
                 st.session_state.last_import = report.as_dict()
                 switch_catalogue(target)
                 refresh()

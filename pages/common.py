@@ -10,6 +10,7 @@ rebuild or a re-import is picked up by the next run of every session and no cach
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -18,9 +19,9 @@ import numpy as np
 import streamlit as st
 
 from songsim import config
-from songsim.build import is_built, prepare_catalogue
+from songsim.build import is_built, prepare_catalogue, untrusted_files
 from songsim.catalogue import TRACKS_CSV, Catalogue, load_catalogue
-from songsim.errors import SongsimError
+from songsim.errors import CatalogueError, SongsimError, os_error_message, redact_paths
 from songsim.maps import FittedMap, warm_up
 from songsim.neighbours import NeighbourIndex
 from songsim.spaces.base import Space
@@ -117,6 +118,13 @@ def ensure_built(root: Path, *, is_demo: bool) -> bool:
     """Build the catalogue when it is not built yet, showing progress; False on an error."""
     if is_built(root):
         return True
+    untrusted = untrusted_files(root)
+    if untrusted:  # songsim.signed: never opened, refitted by this build (features are reused)
+        st.warning(
+            f"{len(untrusted)} stored spaces or maps of {root} were not written by this installation, so songsim does not "
+            "open them (loading them could run code): they are rebuilt now from the features.\n\n"
+            + "\n".join(f"- `{line}`" for line in untrusted)
+        )
     title = "First start: making the demo catalogue" if is_demo else f"Building {root}"
     with st.status(f"{title} (about a minute on 2 cores)…", expanded=True) as status:
         bar = st.progress(0.0, text="starting")
@@ -127,12 +135,35 @@ def ensure_built(root: Path, *, is_demo: bool) -> bool:
 
         try:
             report = prepare_catalogue(root, make_demo_if_missing=is_demo, on_progress=on_progress)
-        except SongsimError as exc:
+        except (SongsimError, OSError) as exc:  # e.g. a catalogue folder that cannot be written
             status.update(label="The catalogue could not be built", state="error")
-            st.error(str(exc))
+            st.error(f"A file could not be read or written: {os_error_message(exc)}" if isinstance(exc, OSError) else str(exc))
             return False
         status.update(label=f"Ready: {report.n_tracks} songs in {report.stage_seconds['total']:.0f} s", state="complete", expanded=False)
     return True
+
+
+_log = logging.getLogger("songsim.app")
+
+
+def show_error(error: BaseException, *, owner: bool) -> None:
+    """The app's one error boundary (app.py, around every page): a :class:`SongsimError` or an
+    :class:`OSError` becomes one ``st.error`` with what went wrong and the fix, never a
+    traceback (which goes to the server's log).
+
+    The owner reads the message as it is; a rater, on another machine, reads it without
+    server paths (:func:`songsim.errors.redact_paths`) and is told to ask the study owner.
+    """
+    _log.warning("%s shown to the %s: %s", type(error).__name__, "owner" if owner else "rater", error, exc_info=error)
+    message = os_error_message(error) if isinstance(error, OSError) else str(error)
+    if isinstance(error, OSError):
+        message = f"A file could not be read or written: {message}"
+    if owner:
+        if isinstance(error, CatalogueError):
+            message += "\n\nThe **Catalogue** page (in the menu) checks every stage again once it is fixed, or opens another catalogue."
+        st.error(message)
+    else:
+        st.error(f"{redact_paths(message)}\n\nThis page cannot be shown until the study owner fixes it: please tell them.")
 
 
 def load_catalogue_cached(root: str) -> Catalogue:

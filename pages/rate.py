@@ -1,8 +1,10 @@
 """Listen & rate: a rater's blind queue of (query, candidate) pairs, scored on the MIREX scales.
 
-The rater's study, name and passcode token live in the page URL, so a refresh (or a server
-restart) resumes at their first unrated query; everything else is read back from
-ratings.csv. Logic lives in :mod:`songsim.studies.panel`.
+The rater's study, name and secret token live in the page URL (``?study=S&rater=R&token=T``:
+the owner's invitation link, or the one an open study gives a new name at its first
+sign-in), so a refresh (or a server restart) resumes at their first unrated query and no
+other browser can act as that rater; everything else is read back from ratings.csv. Logic
+lives in :mod:`songsim.studies.panel` and :mod:`songsim.studies.identity`.
 """
 
 from __future__ import annotations
@@ -11,16 +13,15 @@ import streamlit as st
 
 from pages.common import client_address, load_catalogue_cached, passcode_attempts, ratings_log_cached, run_through_app
 from songsim.errors import SongsimError
+from songsim.studies.identity import register, verify
 from songsim.studies.panel import (
     RaterSession,
     open_session,
     passcode_accepted,
     passcode_required,
-    session_token,
     song_audio,
-    token_accepted,
 )
-from songsim.studies.study import BROAD_SCALE, list_studies
+from songsim.studies.study import BROAD_SCALE, list_studies, load_study
 
 run_through_app()
 root = st.session_state["catalogue_root"]
@@ -34,35 +35,86 @@ if not studies:
 
 
 def sign_in() -> None:
-    """The sign-in form; on success the study, rater and token go into the URL."""
+    """The sign-in: an open study registers a new name and puts its token into the URL; an
+    invitation-only study asks for the owner's link. Wrong passcodes are rate-limited."""
     chosen = st.query_params.get("study")
+    study = st.selectbox("Study", studies, index=studies.index(chosen) if chosen in studies else 0, key="sign-in-study")
+    try:
+        invitation_only = load_study(root, study).invitation_only
+    except SongsimError as exc:
+        st.error(str(exc))
+        return
+    if invitation_only:
+        st.info(
+            f"Study **{study}** is by invitation only: open the link the study owner sent you (it signs you in). "
+            "Lost it? Ask the owner for a new one."
+        )
+        return
     with st.form("sign-in"):
-        study = st.selectbox("Study", studies, index=studies.index(chosen) if chosen in studies else 0)
-        rater = st.text_input("Your name or rater id", max_chars=64, help="Use the same name every time: it keeps your place.")
-        passcode = st.text_input("Study passcode", type="password", help="Only when the study owner gave you one.")
+        rater = st.text_input(
+            "Your name or rater id", max_chars=64,
+            help="A new name: this browser gets a private link that keeps your place. Bookmark it to come back.",
+        )  # fmt: skip
+        passcode = st.text_input("Study passcode", type="password") if passcode_required(st.secrets, study) else ""
         if st.form_submit_button("Start rating", type="primary"):
             address, limiter = client_address() or "local", passcode_attempts()
             if not rater.strip():
                 st.error("Enter your name or rater id.")
             elif (wait := limiter.wait_s(address)) > 0:
-                st.error(f"Too many wrong passcodes from this address: try again in {wait:.0f} s.")
+                st.error(f"Too many wrong passcodes or links from this address: try again in {wait:.0f} s.")
             elif not passcode_accepted(st.secrets, study, passcode):
                 limiter.failed(address)
                 st.error(f"That is not the passcode of study {study!r}: ask the study owner for it.")
-            else:
-                limiter.succeeded(address)
-                st.query_params.update(study=study, rater=rater.strip(), token=session_token(st.secrets, study, rater))
-                st.rerun()
+            else:  # no reset of the limiter on success: a known passcode must not buy more token guesses
+                try:
+                    name, token = register(root, study, rater)
+                except SongsimError as exc:
+                    st.error(str(exc))
+                else:
+                    st.query_params.update(study=study, rater=name, token=token)
+                    st.session_state["just-registered"] = name
+                    st.rerun()
 
 
-study_name, rater = st.query_params.get("study"), st.query_params.get("rater")
-if study_name not in studies or not rater or not token_accepted(st.secrets, study_name, rater, st.query_params.get("token")):
+def verified_rater(study_name: str | None, rater: str | None, token: str | None) -> str | None:
+    """The rater the URL's token proves (None: sign in). A wrong token counts as a failed
+    attempt of this address, once per link and session (a rerun is not another attempt)."""
+    if study_name not in studies or not rater:
+        return None
+    if not token:
+        st.info(f"Sign in to rate as {rater!r}: open your own link (it holds your key), or register a new name.")
+        return None
+    address, limiter = client_address() or "local", passcode_attempts()
+    if (wait := limiter.wait_s(address)) > 0:
+        st.error(f"Too many wrong passcodes or links from this address: try again in {wait:.0f} s.")
+        st.stop()
+    try:
+        name = verify(root, study_name, rater, token)
+    except SongsimError as exc:
+        st.error(str(exc))
+        st.stop()
+    if name is None:
+        if st.session_state.get("refused-link") != (study_name, rater, token):
+            st.session_state["refused-link"] = (study_name, rater, token)
+            limiter.failed(address)
+        st.error(
+            f"This link does not sign you in as {rater!r} in study {study_name!r}: it was revoked or mistyped. "
+            "Ask the study owner for a new link."
+        )
+    return name
+
+
+study_name = st.query_params.get("study")
+rater = verified_rater(study_name, st.query_params.get("rater"), st.query_params.get("token"))
+if rater is None:
     st.caption(
         "Judge how similar each candidate sounds to the query. You will not see which model proposed a "
         "candidate, nor its rank: the study compares the models through your ears."
     )
     sign_in()
     st.stop()
+if st.session_state.pop("just-registered", None):
+    st.success("Bookmark this page now: its address is your private link, and only it lets you back in under this name.")
 
 try:
     session: RaterSession = open_session(root, study_name, rater, log=ratings_log_cached(root))

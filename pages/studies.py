@@ -14,9 +14,19 @@ from songsim.errors import SongsimError
 from songsim.neighbours import HUBNESS_METHODS
 from songsim.query import store_upload, track_labels
 from songsim.spaces.store import built_space_names
+from songsim.studies.identity import invite, list_rater_names, panel_table, rating_link, remove_rater, revoke
 from songsim.studies.panel import study_overview
 from songsim.studies.ratings import latest_ratings
-from songsim.studies.study import METRICS, OWN_METRIC, RUN_REDUCTION_SEPARATOR, add_space, create_study, list_studies, load_study
+from songsim.studies.study import (
+    METRICS,
+    OWN_METRIC,
+    RUN_REDUCTION_SEPARATOR,
+    add_space,
+    create_study,
+    list_studies,
+    load_study,
+    set_invitation_only,
+)
 
 run_through_app()
 root = st.session_state["catalogue_root"]
@@ -66,6 +76,10 @@ with st.expander("Create a study", expanded=not names):
         left, middle, right = st.columns(3)
         artist_filter = left.checkbox("Artist filter", value=True, help="Leave the query's artist out of every run (MIREX).")
         require_play = middle.checkbox("Rate only after playing", value=True)
+        invitation_only = left.checkbox(
+            "Invitation only", value=False,
+            help="Raters sign in only with a link you make below; otherwise a new name registers itself.",
+        )  # fmt: skip
         metric = right.selectbox(
             "Similarity", METRICS,
             format_func=lambda m: "each space's own" if m == OWN_METRIC else m,
@@ -81,6 +95,8 @@ with st.expander("Create a study", expanded=not names):
                         artist_filter=artist_filter, require_play=require_play, metric=metric,
                         query_ids=[labels[p] for p in picked] or None, upload_files=stored or None,
                     )  # fmt: skip
+                    if invitation_only:
+                        study = set_invitation_only(root, study.name, True)
             except SongsimError as exc:
                 st.error(str(exc))
             else:
@@ -89,6 +105,73 @@ with st.expander("Create a study", expanded=not names):
                     f"Raters open **Listen & rate** and pick it."
                 )
                 st.rerun()
+
+
+
+def base_url() -> str:
+    """This server's address as the owner's browser reaches it (for the links to hand out)."""
+    url = getattr(st.context, "url", None)
+    return str(url).split("?")[0].rsplit("/", 1)[0] if url else ""
+
+
+def render_panel(study) -> None:
+    """The raters of ``study``: access, invitation links, revoking and removing."""
+    st.markdown("**Raters**")
+    only = st.toggle(
+        "Invitation only", value=study.invitation_only, key=f"invitation-only:{study.name}",
+        help="On: raters sign in only with a link made here. Off: a new name registers itself and its browser "
+        "gets its own link; a name already taken cannot be signed into without its link.",
+    )  # fmt: skip
+    if only != study.invitation_only:
+        set_invitation_only(root, study.name, only)
+        st.rerun()
+    table = panel_table(root, study.name)
+    if table:
+        st.dataframe(pd.DataFrame(table), hide_index=True)
+    else:
+        st.caption("Nobody has signed in yet. A rater holds a share of the pairs only once they saved a rating.")
+    with st.form(f"invite:{study.name}", clear_on_submit=True):
+        who = st.text_input("Invite a rater (a new name, or an existing one to give them a new link)", max_chars=64)
+        if st.form_submit_button("Make link"):
+            try:
+                name, token = invite(root, study.name, who)
+            except SongsimError as exc:
+                st.error(str(exc))
+            else:
+                st.success(f"The link for **{name}** (shown once; any earlier link of theirs stops working):")
+                st.code(rating_link(study.name, name, token, base_url()), language=None)
+                st.caption("The link uses the address this browser reached the app by: for raters on other machines, "
+                           "put the server's LAN address in place of localhost or 127.0.0.1.")
+    known = list_rater_names(root, study.name)
+    if known:
+        left, middle, right = st.columns([2, 1, 1])
+        chosen_rater = left.selectbox("Rater", known, key=f"rater-pick:{study.name}")
+        keep = left.checkbox(
+            "Keep their ratings in the report", value=False, key=f"keep-ratings:{study.name}",
+            help="Off (the default): a removed rater's ratings stay in ratings.csv but are left out of the report, "
+            "and all their pairs go to the others. On: only their unrated pairs do.",
+        )  # fmt: skip
+        if middle.button("Revoke link", key=f"revoke:{study.name}", help="Their link stops working; invite them again for a new one."):
+            try:
+                st.success(f"{revoke(root, study.name, chosen_rater)}'s link no longer works.")
+            except SongsimError as exc:
+                st.error(str(exc))
+        if right.button("Remove rater", key=f"remove:{study.name}"):
+            try:
+                name, moved, short = remove_rater(root, study.name, chosen_rater, keep_ratings=keep)
+            except SongsimError as exc:
+                st.error(str(exc))
+            else:
+                st.success(
+                    f"Removed {name}: {moved} pair(s) went to the other raters"
+                    + (f"; {short} pair(s) have fewer raters than asked (everyone left already has them)" if short else "")
+                    + ("." if keep else "; their ratings are left out of the report.")
+                )
+        st.caption(
+            "Removing a rater is for good: their link stops working and their pairs go to the others. Their ratings stay "
+            "in ratings.csv but are left out of the report unless you keep them."
+        )
+
 
 if names:
     st.subheader("Study details")
@@ -104,6 +187,7 @@ if names:
             st.error(str(exc))
         else:
             st.success(f"Added {new_space}: {n_new} new pairs to judge.")
+    render_panel(study)
     st.caption("Which space proposed which candidate at which rank (the owner's view; raters never see it).")
     rows = [
         {"query": q.query_id, "space": space, **{f"#{rank}": c for rank, c in enumerate(run, start=1)}}

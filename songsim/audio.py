@@ -9,7 +9,10 @@ Units: durations in seconds (``*_s``), rates in hertz (``*_hz``), levels in dB r
 full scale (``*_dbfs``; a full-scale sine is -3 dBFS RMS).
 
 Every problem a user can cause raises a :class:`songsim.errors.AudioError` subclass whose
-message names the file and says what to do; programming errors (a negative sample rate, an
+message names the file (for bytes: the ``name=`` given, e.g. the upload's file name) and says
+what to do: an unsupported format, a corrupt file, a length outside 5 s – 20 min or a sample
+rate outside 8–384 kHz (both read from the header before anything is decoded), samples far
+beyond full scale, silence; programming errors (a negative sample rate, an
 unknown ``position``) raise :class:`ValueError`.
 """
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -29,13 +33,17 @@ import soxr
 from songsim.config import (
     AUDIO_EXTENSIONS,
     CLIP_DURATION_S,
+    FULL_SCALE_TOLERANCE,
     MAX_DURATION_S,
+    MAX_SAMPLE_RATE_HZ,
     MIN_DURATION_S,
+    MIN_SAMPLE_RATE_HZ,
     SAMPLE_RATE_HZ,
     SILENCE_DBFS,
 )
 from songsim.errors import (
     AudioDecodeError,
+    AudioRangeError,
     AudioTooLongError,
     AudioTooShortError,
     EmptyAudioError,
@@ -49,6 +57,7 @@ __all__ = [
     "audio_info",
     "bytes_fingerprint",
     "check_duration",
+    "check_sample_rate",
     "file_fingerprint",
     "load_clip",
     "rms_dbfs",
@@ -127,8 +136,15 @@ def _check_extension(source: AudioSource, name: str | None, label: str) -> str |
     return _FORMAT_BY_EXTENSION[suffix]
 
 
+# libsndfile names what it opened: "Error opening <_io.BytesIO object at 0x7f…>: …" for bytes,
+# "Error opening '/server/path/x.wav': …" for a file. The label already names the file.
+_OPENED_PREFIX = re.compile(r"^Error opening (?:<[^>]*>|'[^']*'|\"[^\"]*\"|\S+): *")
+_OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
+
+
 def _decode_error(label: str, reason: object) -> AudioDecodeError:
     text = str(reason).strip().splitlines()[0] if str(reason).strip() else type(reason).__name__
+    text = _OBJECT_REPR.sub("the file", _OPENED_PREFIX.sub("", text)).strip() or type(reason).__name__
     return AudioDecodeError(
         f"{label}: cannot be decoded as audio ({text}). Check that it is a complete, "
         f"uncorrupted {_FORMATS_TEXT} file whose extension matches its content; "
@@ -170,6 +186,38 @@ def check_duration(duration_s: float, *, name: str) -> None:
             f"{name}: {duration_s / 60:.1f} min long, longer than the maximum of "
             f"{MAX_DURATION_S / 60:g} min, so probably not a single song (a mix, a podcast?). "
             "Cut out the song you want to use and load that file."
+        )
+
+
+def check_sample_rate(sr_hz: int, *, name: str) -> None:
+    """Raise if a native sample rate is outside [MIN_SAMPLE_RATE_HZ, MAX_SAMPLE_RATE_HZ].
+
+    A header can claim any rate: a WAV of 1 000 frames at 1 Hz "lasts" 16.7 min and would
+    otherwise pass the duration check and be resampled into 22 050 × 1 000 samples.
+
+    Raises
+    ------
+    AudioRangeError
+        ``sr_hz`` below 8 kHz or above 384 kHz.
+    """
+    if not MIN_SAMPLE_RATE_HZ <= sr_hz <= MAX_SAMPLE_RATE_HZ:
+        raise AudioRangeError(
+            f"{name}: its header gives a sample rate of {sr_hz:,} Hz, outside the "
+            f"{MIN_SAMPLE_RATE_HZ // 1000}–{MAX_SAMPLE_RATE_HZ // 1000} kHz songsim accepts, so it is "
+            "not a usable recording (a damaged or hand-made header?). Re-export it at a standard rate "
+            "(44.1 or 48 kHz)."
+        )
+
+
+def _check_peak(data: np.ndarray, *, name: str) -> None:
+    """Raise if decoded samples lie more than FULL_SCALE_TOLERANCE beyond full scale (±1)."""
+    peak = float(np.max(np.abs(data))) if data.size else 0.0
+    if peak > 1.0 + FULL_SCALE_TOLERANCE:
+        raise AudioRangeError(
+            f"{name}: its samples reach ±{peak:.3g}, far beyond full scale (±1; songsim accepts up to "
+            f"±{1.0 + FULL_SCALE_TOLERANCE:g}), so they are not audio levels songsim can compare (a float "
+            "file written without normalising?). Normalise it to a peak of at most 0 dBFS, or export "
+            "it as 16- or 24-bit PCM."
         )
 
 
@@ -239,6 +287,8 @@ def audio_info(
         Unsupported extension, missing, unreadable or corrupt file.
     EmptyAudioError
         The file is 0 bytes or holds no samples.
+    AudioRangeError
+        The header's sample rate is outside [MIN_SAMPLE_RATE_HZ, MAX_SAMPLE_RATE_HZ].
     AudioTooShortError, AudioTooLongError
         Only with ``check_duration_limits=True``.
     """
@@ -254,6 +304,7 @@ def audio_info(
     )
     if check_duration_limits:
         check_duration(info.duration_s, name=label)
+    check_sample_rate(sr_hz, name=label)
     return info
 
 
@@ -335,6 +386,10 @@ def load_clip(
         Shorter than :data:`~songsim.config.MIN_DURATION_S`.
     AudioTooLongError
         Longer than :data:`~songsim.config.MAX_DURATION_S` (checked before decoding).
+    AudioRangeError
+        A native sample rate outside 8–384 kHz (checked before decoding), or decoded
+        samples beyond ±(1 + :data:`~songsim.config.FULL_SCALE_TOLERANCE`) (refused, not
+        normalised: the excerpt's peak is checked).
     SilentAudioError
         The excerpt's RMS level is below :data:`~songsim.config.SILENCE_DBFS`.
 
@@ -363,6 +418,7 @@ def load_clip(
                 f"{label}: the file holds no audio samples. Re-export it with its audio content."
             )
         check_duration(frames / native_hz, name=label)
+        check_sample_rate(native_hz, name=label)
 
         want = frames
         if duration_s is not None:
@@ -394,6 +450,7 @@ def load_clip(
         check_duration((start + data.shape[0]) / native_hz, name=label)
     if not np.all(np.isfinite(data)):
         raise _decode_error(label, "the file contains NaN or infinite sample values")
+    _check_peak(data, name=label)
 
     mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
     if native_hz != sr_hz:

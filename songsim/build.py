@@ -20,6 +20,8 @@ from songsim.catalogue import Catalogue, load_catalogue
 from songsim.config import DEFAULT_MAP_METHODS
 from songsim.errors import SongsimError, SpaceOutputError
 from songsim.features import feature_backend
+from songsim.maps import MAP_PURPOSE
+from songsim.signed import trust_problem
 from songsim.spaces.base import (
     SPACE_INPUT_PREFIX,
     Space,
@@ -32,6 +34,7 @@ from songsim.spaces.base import (
 from songsim.spaces.imported import ImportedSpace, imported_space_names
 from songsim.spaces.inputs import space_inputs
 from songsim.spaces.store import (
+    SPACE_FILE,
     TRAINING_STATE_FILE,
     build_order,
     current_fit_key,
@@ -43,6 +46,7 @@ from songsim.spaces.store import (
     save_space,
     space_dir,
     space_info,
+    space_trust_problem,
     stored_fit_key,
     used_inputs,
 )
@@ -291,8 +295,11 @@ def remove_stale_temporaries(folder: Path, *, min_age_s: float = STALE_TEMPORARY
 def is_built(
     root: str | Path, *, spaces: Sequence[str] = DEFAULT_SPACES, map_methods: Sequence[str] = DEFAULT_MAP_METHODS
 ) -> bool:
-    """Cheap check (no hashing) that ``root`` has a tracks.csv and stored fits and maps of
-    ``spaces``; staleness after audio changes is what :func:`build` detects."""
+    """Cheap check (no audio hashing) that ``root`` has a tracks.csv and stored fits and maps of
+    ``spaces``, signed by this installation (:mod:`songsim.signed`; each file's signature is
+    checked once per process and version of the file); staleness after audio changes is what
+    :func:`build` detects. A catalogue copied from elsewhere is not built here until a build
+    has refitted its spaces and maps (its features are reused)."""
     root = Path(root)
     derived = config.derived_dir(root)
     if not (root / "tracks.csv").is_file():
@@ -303,7 +310,23 @@ def is_built(
             return False
         if not all((folder / "maps" / f"{m}.json").is_file() for m in map_methods):
             return False
-    return True
+    return not untrusted_files(root, spaces=spaces, map_methods=map_methods)
+
+
+def untrusted_files(
+    root: str | Path, *, spaces: Sequence[str] = DEFAULT_SPACES, map_methods: Sequence[str] = DEFAULT_MAP_METHODS
+) -> list[str]:
+    """The stored space and map files of ``spaces`` in the catalogue at ``root`` that this
+    installation did not sign, each as ``"<path> <why>"`` (missing files are not listed):
+    what a build refits before the catalogue counts as built (:func:`is_built`)."""
+    derived = config.derived_dir(Path(root))
+    found = []
+    for name in spaces:
+        folder = space_dir(derived, name)
+        problems = [(folder / SPACE_FILE, space_trust_problem(folder))]
+        problems += [(folder / "maps" / f"{m}.pkl", trust_problem(folder / "maps" / f"{m}.pkl", purpose=MAP_PURPOSE)) for m in map_methods]
+        found += [f"{path} {problem}" for path, problem in problems if problem not in (None, "is missing")]
+    return found
 
 
 def prepare_catalogue(

@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -178,6 +180,20 @@ def _is_missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
 
 
+_COLUMN_NAME = re.compile(r"[\w .()/+-]{1,64}")
+_KNOWN_COLUMNS = frozenset({*REQUIRED_COLUMNS, *TEXT_LABELS, "year", "emotion", *SPOTIFY_FEATURES, "arousal"})
+
+
+def looks_like_a_header(columns: Sequence[object]) -> bool:
+    """Whether a parsed first line is a CSV header whose names a message may list: it names a
+    catalogue column, or at least two columns, each a short name. Any other file that pandas
+    happens to parse (``/etc/shadow`` is a one-column "CSV") has its first line never echoed."""
+    names = [str(c).strip() for c in columns]
+    if {n.lower() for n in names} & _KNOWN_COLUMNS:
+        return True
+    return len(names) >= 2 and all(_COLUMN_NAME.fullmatch(n) for n in names)
+
+
 def load_catalogue(root: str | Path, *, check_audio: bool = False) -> Catalogue:
     """Load and validate ``root/tracks.csv``.
 
@@ -214,6 +230,11 @@ def load_catalogue(root: str | Path, *, check_audio: bool = False) -> Catalogue:
         if tracks[column].dtype.kind not in "biufcmM":
             tracks[column] = tracks[column].map(csv_original)
     missing = [c for c in REQUIRED_COLUMNS if c not in tracks.columns]
+    if missing and not looks_like_a_header(tracks.columns):
+        raise CatalogueError(  # not a catalogue's CSV: its first line is not echoed (it could be any file's)
+            f"{csv_path} is not a CSV file with a header row naming its columns: its first line must name at "
+            "least track_id,path (track_id: a unique id; path: the audio file)."
+        )
     if missing:
         raise CatalogueError(
             f"{csv_path} lacks the required column(s) {', '.join(missing)}; "

@@ -111,11 +111,18 @@ def list_catalogues() -> list[KnownCatalogue]:
     return known
 
 
-def add_catalogue(path: str | Path, *, name: str | None = None) -> KnownCatalogue:
+def add_catalogue(
+    path: str | Path, *, name: str | None = None, roots: list[str | Path] | None = None
+) -> KnownCatalogue:
     """Register the catalogue folder ``path`` (idempotent; a given ``name`` replaces the old one).
 
-    The folder need not exist yet (an import creates it). Returns the registry entry.
+    The folder need not exist yet (an import creates it). Returns the registry entry. With
+    ``roots`` (the app passes :func:`songsim.config.allowed_roots`), a folder that does not
+    resolve under one of them is refused with :class:`~songsim.errors.OutsideRootsError` and
+    nothing is registered; ``None`` (the command line) does not limit it.
     """
+    if roots is not None:
+        path = config.require_under_roots(path, what="The catalogue folder", roots=[Path(r) for r in roots])
     path = _resolve(path)
     if path == config.default_demo_dir():
         return list_catalogues()[0]

@@ -17,6 +17,9 @@
                             [--raters-per-pair 2] [--panel-size P] [--threshold 1] [--no-artist-filter]
                             [--query-ids id1,id2] [--upload FILE ...]    pool the spaces' top-k for a panel
     python -m songsim study show DIR --name NAME [--json] | add-space DIR --name NAME --space S | list DIR
+    python -m songsim study invite DIR --name NAME --rater R [--url URL] | revoke DIR --name NAME --rater R
+    python -m songsim study remove-rater DIR --name NAME --rater R [--keep-ratings]
+    python -m songsim study access DIR --name NAME --invitation-only|--open
     python -m songsim rate DIR --study NAME --rater R --query Q --candidate C --broad 0|1|2
                             [--fine 0-100] [--comment TEXT]              append one rating to ratings.csv
     python -m songsim report DIR --study NAME [--json] [--csv DIR] [--html FILE]
@@ -148,7 +151,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_query(args: argparse.Namespace) -> int:
     from songsim.catalogue import load_catalogue
-    from songsim.query import neighbour_table, search, store_upload, table_records
+    from songsim.query import file_upload, neighbour_table, search, table_records
 
     catalogue = load_catalogue(args.dir)
     if args.track is not None:
@@ -160,9 +163,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
         )  # fmt: skip
     else:
         audio = Path(args.audio)
-        if not audio.is_file():
-            raise SongsimError(f"Audio file {audio} does not exist: give the path of a WAV, FLAC, OGG or MP3 file.")
-        upload = store_upload(catalogue, audio.read_bytes(), audio.name)
+        upload = file_upload(catalogue, audio)  # searched where it lies: no copy is kept
         query = {"audio": str(audio), "fingerprint": upload.fingerprint}
         found = search(
             catalogue, args.space, upload=upload, k=args.k, metric=args.metric, exclude_artist=args.exclude_artist,
@@ -268,7 +269,9 @@ def _format_study(study) -> str:
         f"artist filter {'on' if study.artist_filter else 'off'}",
         f"{len(study.queries)} queries, {study.n_pairs} pairs to judge, each by {study.raters_per_pair} of a panel of "
         f"{study.panel_size}; relevant when mean BROAD ≥ {study.relevance_threshold:g}",
-        f"raters: {', '.join(study.raters) or 'none yet'}",
+        f"raters: {', '.join(study.active_raters) or 'none yet'}"
+        + (f" (removed: {', '.join(study.removed_raters)})" if study.removed_raters else "")
+        + f"; {'invitation only' if study.invitation_only else 'open to self-registration'}",
     ]
     for query in study.queries:
         runs = ", ".join(f"{space} {len(run)}" for space, run in query.runs.items())
@@ -285,6 +288,10 @@ def _cmd_study_create(args: argparse.Namespace) -> int:
         artist_filter=not args.no_artist_filter, require_play=not args.no_require_play, metric=args.metric,
         query_ids=_names(args.query_ids), upload_files=args.upload,
     )
+    if args.invitation_only:
+        from songsim.studies.study import set_invitation_only
+
+        study = set_invitation_only(args.dir, study.name, True)
     print(_format_study(study))
     print(f"saved {study_path(args.dir, study.name)}", file=sys.stderr)
     return 0
@@ -303,6 +310,41 @@ def _cmd_study_add_space(args: argparse.Namespace) -> int:
 
     study, n_new = add_space(args.dir, args.name, args.space)
     print(f"added {args.space} to study {study.name}: {n_new} new pair(s) to judge, {study.n_pairs} in all")
+    return 0
+
+
+def _cmd_study_invite(args: argparse.Namespace) -> int:
+    from songsim.studies.identity import invite, rating_link
+
+    name, token = invite(args.dir, args.name, args.rater)
+    print(f"the link for {name} (shown once; an earlier link of theirs no longer works):", file=sys.stderr)
+    print(rating_link(args.name, name, token, args.url))
+    return 0
+
+
+def _cmd_study_revoke(args: argparse.Namespace) -> int:
+    from songsim.studies.identity import revoke
+
+    print(f"{revoke(args.dir, args.name, args.rater)}'s link no longer works (study invite gives them a new one)")
+    return 0
+
+
+def _cmd_study_remove_rater(args: argparse.Namespace) -> int:
+    from songsim.studies.identity import remove_rater
+
+    name, moved, short = remove_rater(args.dir, args.name, args.rater, keep_ratings=args.keep_ratings)
+    kept = "kept in the report" if args.keep_ratings else "left out of the report (ratings.csv keeps them)"
+    print(f"removed {name} from study {args.name}: {moved} pair(s) went to the other raters; their ratings are {kept}")
+    if short:
+        print(f"warning: {short} pair(s) have fewer raters than asked: every remaining rater already has them", file=sys.stderr)
+    return 0
+
+
+def _cmd_study_access(args: argparse.Namespace) -> int:
+    from songsim.studies.study import set_invitation_only
+
+    study = set_invitation_only(args.dir, args.name, args.invitation_only)
+    print(f"study {study.name}: {'invitation only' if study.invitation_only else 'open to self-registration'}")
     return 0
 
 
@@ -351,7 +393,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _add_study_parsers(sub: argparse._SubParsersAction) -> None:
     """The ``study``, ``rate`` and ``report`` commands."""
-    study = sub.add_parser("study", help="panel studies: create, show, add-space, list")
+    study = sub.add_parser("study", help="panel studies: create, show, add-space, list, invite, revoke, remove-rater, access")
     actions = study.add_subparsers(dest="action", required=True)
 
     create = actions.add_parser("create", help="pool the top-k of every space for a query set into a new study")
@@ -370,6 +412,10 @@ def _add_study_parsers(sub: argparse._SubParsersAction) -> None:
     )
     create.add_argument("--no-artist-filter", action="store_true", help="keep the query's artist among the candidates")
     create.add_argument("--no-require-play", action="store_true", help="let raters rate a candidate before playing it")
+    create.add_argument(
+        "--invitation-only", action="store_true",
+        help="raters sign in only with a link from `study invite` (default: a new name registers itself)",
+    )  # fmt: skip
     create.add_argument("--query-ids", default=None, help="comma-separated hand-picked track ids (instead of the draw)")
     create.add_argument("--upload", nargs="+", action="extend", default=None, metavar="FILE", help="audio files added as queries")
     create.set_defaults(run=_cmd_study_create)
@@ -390,7 +436,43 @@ def _add_study_parsers(sub: argparse._SubParsersAction) -> None:
     listing.add_argument("dir", help="the catalogue folder")
     listing.set_defaults(run=_cmd_study_list)
 
-    rate = sub.add_parser("rate", help="append one rating to DIR/ratings.csv (validated, locked)")
+    invite = actions.add_parser("invite", help="print a rater's sign-in link (a new secret token; an earlier one stops working)")
+    invite.add_argument("dir", help="the catalogue folder")
+    invite.add_argument("--name", required=True)
+    invite.add_argument("--rater", required=True, help="the rater's name or id")
+    invite.add_argument("--url", default="http://localhost:8501", help="the app's address as raters reach it (default http://localhost:8501)")
+    invite.set_defaults(run=_cmd_study_invite)
+
+    revoke = actions.add_parser("revoke", help="stop a rater's link from working (they keep their ratings and share)")
+    revoke.add_argument("dir", help="the catalogue folder")
+    revoke.add_argument("--name", required=True)
+    revoke.add_argument("--rater", required=True)
+    revoke.set_defaults(run=_cmd_study_revoke)
+
+    remove = actions.add_parser("remove-rater", help="remove a rater for good: their pairs go to the other raters")
+    remove.add_argument("dir", help="the catalogue folder")
+    remove.add_argument("--name", required=True)
+    remove.add_argument("--rater", required=True)
+    remove.add_argument(
+        "--keep-ratings", action="store_true",
+        help="keep their ratings in the report and hand over only their unrated pairs (default: leave their ratings "
+        "out of the report and hand over all their pairs)",
+    )  # fmt: skip
+    remove.set_defaults(run=_cmd_study_remove_rater)
+
+    access = actions.add_parser("access", help="make a study invitation-only or open to self-registration")
+    access.add_argument("dir", help="the catalogue folder")
+    access.add_argument("--name", required=True)
+    which = access.add_mutually_exclusive_group(required=True)
+    which.add_argument("--invitation-only", dest="invitation_only", action="store_true")
+    which.add_argument("--open", dest="invitation_only", action="store_false")
+    access.set_defaults(run=_cmd_study_access)
+
+    rate = sub.add_parser(
+        "rate",
+        help="append one rating to DIR/ratings.csv (validated, locked): the owner's scripted path on the server, so "
+        "no rater token is asked (e.g. to enter paper forms)",
+    )
     rate.add_argument("dir", help="the catalogue folder")
     rate.add_argument("--study", required=True)
     rate.add_argument("--rater", required=True)

@@ -1,7 +1,9 @@
 """One place for paths, audio constants (with units) and environment variables.
 
 Every derived file of a catalogue lives under ``<catalogue>/.songsim/`` so that a catalogue
-folder is self-contained: copy the folder and the features, fitted models and maps go with it.
+folder is self-contained: copy the folder and the features go with it; its fitted models and
+maps are signed by the installation that wrote them (:mod:`songsim.signed`, whose key lives
+outside every catalogue), so another installation refits them once instead of running them.
 """
 
 from __future__ import annotations
@@ -17,6 +19,11 @@ CLIP_DURATION_S = 30.0  # length of the excerpt that features and models see
 MIN_DURATION_S = 5.0  # shorter files are rejected: too little music to judge
 MAX_DURATION_S = 20 * 60.0  # longer files are rejected: not a song (a DJ mix, a podcast)
 SILENCE_DBFS = -60.0  # an excerpt whose RMS is below this level is "silent"
+MIN_SAMPLE_RATE_HZ = 8_000  # files at a lower native rate are refused (a 1 Hz header is no song)
+MAX_SAMPLE_RATE_HZ = 384_000  # files at a higher native rate are refused (no real recording)
+# Decoded samples may exceed full scale (|x| <= 1) by this much: float files with overs and lossy
+# decoders' overshoot pass; anything louder (a float WAV holding ±1e6) is refused as not audio.
+FULL_SCALE_TOLERANCE = 0.5  # i.e. |sample| <= 1.5 (+3.5 dB over full scale)
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 
 # --- spectral analysis -------------------------------------------------------------------
@@ -31,6 +38,7 @@ HOME_ENV = "SONGSIM_HOME"  # overrides where songsim keeps the demo catalogue an
 ANNOY_ABOVE_ENV = "SONGSIM_ANNOY_ABOVE"  # tracks above which neighbours come from an annoy index
 MAP_SAMPLE_SIZE_ENV = "SONGSIM_MAP_SAMPLE_SIZE"  # tracks above which non-linear maps fit on a sample
 CATALOGUE_ENV = "SONGSIM_CATALOGUE"  # a catalogue folder the app opens instead of the demo
+ROOTS_ENV = "SONGSIM_ROOTS"  # folders (os.pathsep-separated) the app may import from and write to
 DERIVED_DIRNAME = ".songsim"  # derived files inside a catalogue folder
 
 
@@ -41,6 +49,58 @@ def songsim_home() -> Path:
         return Path(os.environ[HOME_ENV]).expanduser().resolve()
     cache = os.environ.get("XDG_CACHE_HOME") or (Path.home() / ".cache")
     return (Path(cache) / "songsim").resolve()
+
+
+def allowed_roots() -> list[Path]:
+    """The folders under which the app may read audio and metadata and create catalogues.
+
+    ``$SONGSIM_ROOTS`` (folders separated by :data:`os.pathsep`, ``:`` on Linux and macOS),
+    else the user's home and :func:`songsim_home`. Each is resolved (``~``, symlinks, ``..``).
+    The Catalogue page's import and "add a catalogue" accept only paths under one of them;
+    the command line (``python -m songsim import``), run by someone with a shell already, is
+    not limited.
+    """
+    text = os.environ.get(ROOTS_ENV, "")
+    given = [part.strip() for part in text.split(os.pathsep) if part.strip()]
+    roots = [Path(part).expanduser() for part in given] if given else [Path.home(), songsim_home()]
+    unique: list[Path] = []
+    for root in roots:
+        resolved = root.resolve()
+        if resolved not in unique:
+            unique.append(resolved)
+    return unique
+
+
+def require_under_roots(path: str | os.PathLike, *, what: str, roots: list[Path] | None = None) -> Path:
+    """``path`` resolved (``~``, symlinks and ``..`` first), if it lies under an allowed root.
+
+    Parameters
+    ----------
+    path : path-like
+        An absolute path given by a user (a folder to import, a metadata file, a catalogue).
+    what : str
+        What it is, for the message ("The audio folder").
+    roots : list of Path, optional
+        The allowed roots (default :func:`allowed_roots`).
+
+    Raises
+    ------
+    OutsideRootsError
+        The resolved path is not under any root: nothing was read, checked or created (the
+        message does not say whether it exists).
+    """
+    from songsim.errors import OutsideRootsError
+
+    roots = allowed_roots() if roots is None else [Path(r).expanduser().resolve() for r in roots]
+    resolved = Path(path).expanduser().resolve()
+    if any(resolved.is_relative_to(root) for root in roots):
+        return resolved
+    shown = f"{path}" + (f" (which is {resolved})" if str(resolved) != str(path) else "")
+    raise OutsideRootsError(
+        f"{what} {shown} is outside the folders this app may read and write "
+        f"({', '.join(map(str, roots))}): choose one under them, or, on the server, add its folder to "
+        f"{ROOTS_ENV} (folders separated by '{os.pathsep}') and restart the app."
+    )
 
 
 def size_setting(name: str, default: int, *, minimum: int) -> int:

@@ -7,6 +7,8 @@ stderr and exits non-zero. Nothing else should reach a user as a traceback.
 
 from __future__ import annotations
 
+import re
+
 
 class SongsimError(Exception):
     """Base class: a problem the user can fix; the message says how."""
@@ -36,9 +38,20 @@ class AudioTooLongError(AudioError):
     """The file is longer than :data:`songsim.config.MAX_DURATION_S`."""
 
 
+class AudioRangeError(AudioError):
+    """The file's sample rate is outside [:data:`~songsim.config.MIN_SAMPLE_RATE_HZ`,
+    :data:`~songsim.config.MAX_SAMPLE_RATE_HZ`], or its samples lie far beyond full scale
+    (more than :data:`~songsim.config.FULL_SCALE_TOLERANCE` over ±1)."""
+
+
 class CatalogueRegistryError(SongsimError):
     """The registry of known catalogues (``catalogues.json``) is unreadable, or a request on
     it makes no sense."""
+
+
+class OutsideRootsError(SongsimError):
+    """A folder or file the app was asked to read or write lies outside the configured roots
+    (:func:`songsim.config.allowed_roots`, ``SONGSIM_ROOTS``); nothing was read or created."""
 
 
 class CatalogueError(SongsimError):
@@ -109,6 +122,12 @@ class NotBuiltError(SongsimError):
     """A derived file (features, space, map) has not been built yet."""
 
 
+class UntrustedFileError(NotBuiltError):
+    """A stored space or map this installation did not sign (unsigned, signed with another
+    installation's key, or changed since): it is never unpickled, and counts as not built
+    until a rebuild replaces it (:mod:`songsim.signed`)."""
+
+
 class RatingError(SongsimError):
     """A rating that cannot be stored (candidate not in the query's pool, score out of range,
     empty rater); nothing is written."""
@@ -150,3 +169,19 @@ def os_error_message(error: OSError) -> str:
     else:
         fix = "check the path and try again"
     return f"{path}: {what.lower()}; {fix}." if path else f"{what}; {fix}."
+
+
+# An absolute path in a message: POSIX (/srv/music/x.wav), home-relative (~/x) or Windows
+# (C:\\music\\x.wav); it ends at white space, a quote, a bracket or ": " / ", " / "; ".
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~/\\:])(?:~|[A-Za-z]:)?[/\\](?:[^\s'\"`()\[\]{}<>,;:]|:(?!\s|$)|,(?!\s|$))+")
+
+
+def redact_paths(text: str) -> str:
+    """``text`` with every absolute path replaced by its last part (``/srv/cat/tracks.csv`` →
+    ``tracks.csv``): what a rater, on another machine, may be shown of a server's message."""
+
+    def last_part(match: re.Match) -> str:
+        parts = [part for part in re.split(r"[/\\]", match.group(0)) if part and part != "~" and not part.endswith(":")]
+        return parts[-1] if parts else "a server folder"
+
+    return _ABSOLUTE_PATH.sub(last_part, text)

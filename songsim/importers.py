@@ -83,9 +83,17 @@ import pandas as pd
 import soundfile as sf
 
 from songsim.audio import audio_info
-from songsim.catalogue import EMOTIONS, NUMERIC_RANGES, SPOTIFY_FEATURES, TEXT_LABELS, TRACKS_CSV, load_catalogue
-from songsim.config import AUDIO_EXTENSIONS
-from songsim.errors import AudioError, SongsimError
+from songsim.catalogue import (
+    EMOTIONS,
+    NUMERIC_RANGES,
+    SPOTIFY_FEATURES,
+    TEXT_LABELS,
+    TRACKS_CSV,
+    load_catalogue,
+    looks_like_a_header,
+)
+from songsim.config import AUDIO_EXTENSIONS, require_under_roots
+from songsim.errors import AudioError, OutsideRootsError, SongsimError
 from songsim.files import atomic_write, csv_table_bytes
 
 __all__ = [
@@ -282,8 +290,9 @@ def _scan_audio(audio_dir: Path) -> tuple[list[_AudioFile], list[ImportProblem]]
 class _AudioLookup:
     """Find an audio file by relative path, name, path stem or file stem."""
 
-    def __init__(self, files: Sequence[_AudioFile], audio_dir: Path) -> None:
+    def __init__(self, files: Sequence[_AudioFile], audio_dir: Path, roots: Sequence[Path] | None = None) -> None:
         self.audio_dir = audio_dir
+        self.roots = None if roots is None else list(roots)
         self.by_rel = {str(f.rel): f for f in files}
         self.by_rel_stem: dict[str, list[_AudioFile]] = {}
         self.by_name: dict[str, list[_AudioFile]] = {}
@@ -299,6 +308,11 @@ class _AudioLookup:
             given = file.strip().replace("\\", "/")
             path = Path(given).expanduser()
             if path.is_absolute():
+                if self.roots is not None:
+                    try:  # before looking at it: whether it exists is not told either
+                        path = require_under_roots(path, what="audio file", roots=self.roots)
+                    except OutsideRootsError:
+                        return None, f"audio file {given} is outside the folders this app may read"
                 if path.suffix.lower() in AUDIO_EXTENSIONS and path.is_file():
                     return _AudioFile(path, PurePosixPath(path.name)), ""
                 return None, f"audio file {given} does not exist or is not {'/'.join(AUDIO_EXTENSIONS)}"
@@ -393,8 +407,11 @@ def _read_table(path: Path) -> _Table:
         if kind == "fma":
             return _fma_table(path, text)
         return _csv_table(path, text, kind)
-    except (pd.errors.ParserError, ValueError) as exc:
-        raise SongsimError(f"Metadata file {path} is not a readable CSV ({exc}): fix or re-export it.") from None
+    except pd.errors.ParserError as exc:  # "Expected 3 fields in line 5, saw 4": positions, no content
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
+        raise SongsimError(f"Metadata file {path} is not a readable CSV ({reason}): fix or re-export it.") from None
+    except (ValueError, IndexError):  # a message that may quote the file: not shown
+        raise SongsimError(f"Metadata file {path} is not a CSV file with a header row: fix or re-export it.") from None
 
 
 def _fma_table(path: Path, text: str) -> _Table:
@@ -431,6 +448,12 @@ def _csv_table(path: Path, text: str, kind: str) -> _Table:
         if source is not None and source not in mapping.values():
             mapping[column] = source
     if "track_id" not in mapping and "file" not in mapping:
+        if not mapping and not looks_like_a_header(frame.columns):  # not a CSV (/etc/shadow): its first line is not echoed
+            raise SongsimError(
+                f"Metadata file {path} is not a CSV file with a header row naming its columns (none is a column "
+                "songsim knows): give a CSV whose first line names a track_id, id, song_id, file or filename "
+                "column and labels such as title, artist, genre."
+            )
         raise SongsimError(
             f"Metadata file {path} has no track id or file column (its header is "
             f"{', '.join(map(str, frame.columns))}): name one track_id, id, song_id, file or filename."
@@ -566,6 +589,7 @@ def import_collection(
     layout: str = "auto",
     replace: bool = False,
     on_progress: ProgressFn | None = None,
+    roots: Sequence[str | os.PathLike] | None = None,
 ) -> ImportReport:
     """Write ``root/tracks.csv`` for the audio under ``audio_dir``; see the module docstring.
 
@@ -585,6 +609,12 @@ def import_collection(
         keeps the old one). Without it an existing ``tracks.csv`` is an error.
     on_progress : callable or None
         ``on_progress(done, total, message)`` while audio files are checked.
+    roots : sequence of path-like, optional
+        The folders the import may read and write (the app passes
+        :func:`songsim.config.allowed_roots`): ``root``, ``audio_dir`` and every metadata file
+        must resolve (symlinks and ``..`` first) under one of them, else nothing is read or
+        created; absolute audio paths in metadata rows outside them are skipped. ``None``
+        (the command line): not limited.
 
     Returns
     -------
@@ -598,7 +628,14 @@ def import_collection(
         The audio folder or a metadata file is missing or unreadable, the layout is unknown
         or lacks the metadata it needs, ``tracks.csv`` exists without ``replace``, or no track
         could be imported (the message summarises why).
+    OutsideRootsError
+        With ``roots``: a folder or metadata file outside them.
     """
+    if roots is not None:
+        roots = [Path(r).expanduser().resolve() for r in roots]
+        root = require_under_roots(root, what="The catalogue folder", roots=roots)
+        audio_dir = require_under_roots(audio_dir, what="The audio folder", roots=roots)
+        metadata = [require_under_roots(m, what="The metadata file", roots=roots) for m in metadata]
     root = Path(root).expanduser().resolve()
     audio_dir = Path(audio_dir).expanduser().resolve()
     if layout not in LAYOUTS:
@@ -619,7 +656,7 @@ def import_collection(
         raise SongsimError(f"Layout {layout} needs {needs[layout]}: pass it with --metadata.")
 
     notes: list[str] = []
-    tracks, table_problems = _match_tables(tables, _AudioLookup(files, audio_dir), layout, notes)
+    tracks, table_problems = _match_tables(tables, _AudioLookup(files, audio_dir, roots), layout, notes)
     problems += table_problems
     used = {t["_audio"].path for t in tracks.values()}
     unmatched = [f for f in files if f.path not in used]

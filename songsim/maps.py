@@ -101,8 +101,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from songsim.errors import NotBuiltError, SongsimError
-from songsim.files import atomic_write
 from songsim.neighbours import PRECOMPUTED
+from songsim.signed import dump_signed, load_signed
 
 __all__ = [
     "MIN_ROWS",
@@ -135,6 +135,8 @@ METRICS = ("cosine", "euclidean", PRECOMPUTED)
 #: dimensions of the classical-MDS embedding the 2-D autoencoder map of a distance space trains on
 AE2D_MDS_DIMS = 16
 _FORMAT = "songsim.map/1"
+#: what a map file is signed as (:mod:`songsim.signed`)
+MAP_PURPOSE = "map"
 
 
 # --------------------------------------------------------------------------------------
@@ -1154,15 +1156,15 @@ def save_map(fitted: FittedMap, path: Path | str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": _FORMAT, "method": fitted.method, "fitted": fitted}
-    with atomic_write(path) as fh:
-        pickle.dump(payload, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    dump_signed(payload, path, purpose=MAP_PURPOSE)
     return path
 
 
 def load_map(path: Path | str) -> FittedMap:
-    """Read a map written by :func:`save_map`.
+    """Read a map written by :func:`save_map` on this installation.
 
-    Only load files songsim wrote: the format is a pickle.
+    The format is a pickle, so it is unpickled only after its signature shows this installation
+    wrote it (:mod:`songsim.signed`): a map from anywhere else is refused, never run.
 
     Parameters
     ----------
@@ -1176,6 +1178,9 @@ def load_map(path: Path | str) -> FittedMap:
     ------
     NotBuiltError
         No file at ``path``.
+    UntrustedFileError
+        Not signed by this installation (unsigned, another installation's, or changed since):
+        refit it (``python -m songsim build DIR``).
     SongsimError
         The file is not a songsim map, is damaged, or needs a method whose module is not
         importable.
@@ -1184,8 +1189,9 @@ def load_map(path: Path | str) -> FittedMap:
     if not path.is_file():
         raise NotBuiltError(f"No map at {path}; build it with fit_map() and save_map() first.")
     try:
-        with path.open("rb") as fh:
-            payload = pickle.load(fh)
+        payload = load_signed(path, purpose=MAP_PURPOSE)
+    except SongsimError:
+        raise
     except (ModuleNotFoundError, AttributeError) as exc:
         raise SongsimError(
             f"Map {path} needs code that is not available ({exc}); install/import the module "

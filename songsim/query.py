@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from songsim import config
-from songsim.audio import bytes_fingerprint, load_clip
+from songsim.audio import audio_info, bytes_fingerprint, file_fingerprint, load_clip
 from songsim.catalogue import Catalogue
 from songsim.errors import AudioDecodeError, SongsimError
 from songsim.files import atomic_write
@@ -44,7 +44,7 @@ class Upload:
     fingerprint : str
         Content hash of the uploaded bytes; also its file name in ``.songsim/uploads``.
     path : Path
-        The stored copy (never the user's file name).
+        The stored copy (never the user's file name); for :func:`file_upload`, the file itself.
     name : str
         The user's file name, for display only.
     catalogue_row : int or None
@@ -79,6 +79,38 @@ def store_upload(catalogue: Catalogue, data: bytes, filename: str) -> Upload:
     fingerprints = catalogue.audio_fingerprints()
     row = fingerprints.index(fingerprint) if fingerprint in fingerprints else None
     return Upload(fingerprint=fingerprint, path=path, name=filename, catalogue_row=row)
+
+
+def file_upload(catalogue: Catalogue, path: str | Path) -> Upload:
+    """An audio file on this machine as a query, used where it lies: nothing is copied into
+    ``.songsim/uploads`` (``python -m songsim query --audio FILE``; only the per-content
+    feature cache of the spaces keeps what they computed, a few kB per file).
+
+    The header (length 5 s – 20 min, rate 8–384 kHz) is checked before anything is decoded,
+    then the excerpt is decoded once (raising a clear :class:`~songsim.errors.AudioError`
+    naming the file); the file is hashed in 1 MiB chunks, never read whole into memory.
+
+    Raises
+    ------
+    SongsimError
+        ``path`` is a folder, or does not exist.
+    AudioError
+        Unsupported, corrupt, too short or long, wrong rate, silent, far beyond full scale.
+    """
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise SongsimError(
+            f"{path} is a folder: give the path of one audio file ({', '.join(config.AUDIO_EXTENSIONS)}) to search "
+            "its neighbours (import a folder of songs as a catalogue with `python -m songsim import`)."
+        )
+    if not path.is_file():
+        raise SongsimError(f"Audio file {path} does not exist: give the path of a WAV, FLAC, OGG or MP3 file.")
+    audio_info(path, check_duration_limits=True)  # header only: a 2-hour file is refused unread
+    load_clip(path)
+    fingerprint = file_fingerprint(path)
+    fingerprints = catalogue.audio_fingerprints()
+    row = fingerprints.index(fingerprint) if fingerprint in fingerprints else None
+    return Upload(fingerprint=fingerprint, path=path.resolve(), name=path.name, catalogue_row=row)
 
 
 def embed_upload(catalogue: Catalogue, space: Space, upload: Upload, *, load_space: Callable[[str], Space]) -> np.ndarray:

@@ -54,8 +54,10 @@ from songsim.spaces.store import (
     features_cache_dir,
     map_is_current,
     map_path,
+    map_trust_problem,
     missing_labels,
     space_dir,
+    space_trust_problem,
     stored_fit_key,
     space_info,
     stored_meta,
@@ -172,6 +174,9 @@ def _space_stage(
     used = used_inputs(cls, catalogue)
     if stored is None:
         return StageState(stage, MISSING, f"not built: {cls.description}")
+    untrusted = space_trust_problem(space_dir(catalogue.derived_dir, cls.name))
+    if untrusted is not None:  # never unpickled (songsim.signed): refitted by the next build
+        return StageState(stage, STALE, f"its stored fit file {untrusted}: a build refits it")
     out_of_date = [d for d in input_space_names(used) if state_of.get(d) != DONE]
     if out_of_date:
         return StageState(stage, STALE, f"it builds on the {', '.join(out_of_date)} space, which will be (re)built first")
@@ -232,6 +237,8 @@ def _map_stages(catalogue: Catalogue, name: str, space_state: str, map_methods: 
             rows.append(StageState(stage, MISSING, f"no {method} map stored"))
         elif space_state != DONE:
             rows.append(StageState(stage, STALE, f"the {name} space is {space_state}: the map is refitted after it"))
+        elif (untrusted := map_trust_problem(catalogue, name, method)) is not None:
+            rows.append(StageState(stage, STALE, f"the stored map {untrusted}: a build refits it"))
         elif not map_is_current(catalogue, name, method, seed=seed):
             rows.append(StageState(stage, STALE, f"fitted on an earlier fit of {name} (or another seed)"))
         else:

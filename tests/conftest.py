@@ -212,6 +212,26 @@ def m4a_file(audio_dir: Path) -> Path:
 
 
 # ============================================================================================
+# the signing key (songsim.signed): a test run signs with a key of its own, never the user's
+
+
+@pytest.fixture(scope="session", autouse=True)
+def signing_key_file(tmp_path_factory) -> Path:
+    """``$SONGSIM_KEY_FILE`` for the whole run (set before any catalogue is built; inherited by
+    the CLI and app subprocesses): outside every catalogue, created on first use."""
+    import os
+
+    path = tmp_path_factory.mktemp("signing-key") / "signing.key"
+    previous = os.environ.get("SONGSIM_KEY_FILE")
+    os.environ["SONGSIM_KEY_FILE"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("SONGSIM_KEY_FILE", None)
+    else:
+        os.environ["SONGSIM_KEY_FILE"] = previous
+
+
+# ============================================================================================
 # built catalogues (session-wide: features, spaces and maps are fitted once per test run)
 
 

@@ -278,3 +278,63 @@ def test_rms_dbfs() -> None:
     t = np.arange(SAMPLE_RATE_HZ) / SAMPLE_RATE_HZ
     assert rms_dbfs(np.sin(2 * np.pi * 100 * t)) == pytest.approx(-3.01, abs=0.01)
     assert rms_dbfs(np.zeros(10)) == float("-inf")
+
+
+# --- header and sample limits (issue 13, problem 8) ----------------------------------------
+
+
+def test_sample_rates_outside_8_to_384_khz_are_refused_from_the_header(audio_dir: Path, monkeypatch) -> None:
+    from songsim.config import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ
+    from songsim.errors import AudioRangeError
+
+    one_hz = audio_dir / "one-hz.wav"  # 1 000 frames "lasting" 16.7 min: passes the length check
+    sf.write(one_hz, 0.3 * np.sin(np.arange(1000) / 3.0), 1, subtype="PCM_16")
+    fast = audio_dir / "fast.wav"
+    sf.write(fast, 0.3 * np.sin(np.arange(6 * 400_000) / 3.0), 400_000, subtype="PCM_16")
+    edge = audio_dir / "edge.wav"
+    sf.write(edge, 0.3 * np.sin(np.arange(6 * MIN_SAMPLE_RATE_HZ) / 3.0), MIN_SAMPLE_RATE_HZ, subtype="PCM_16")
+    assert load_clip(edge).size > 0  # 8 kHz (telephone audio) is still accepted
+    assert MAX_SAMPLE_RATE_HZ == 384_000
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded a file whose header is already refused")
+
+    monkeypatch.setattr(sf.SoundFile, "read", no_decoding)
+    for path, rate in ((one_hz, "1 Hz"), (fast, "400,000 Hz")):
+        message = _raises(AudioRangeError, path)
+        assert rate in message and "8–384 kHz" in message
+        with pytest.raises(AudioRangeError, match=path.name):
+            audio_info(path)
+        with pytest.raises(AudioRangeError, match="upload.wav"):
+            audio_info(path.read_bytes(), name="upload.wav")
+
+
+def test_float_samples_far_beyond_full_scale_are_refused(audio_dir: Path) -> None:
+    from songsim.config import FULL_SCALE_TOLERANCE
+    from songsim.errors import AudioRangeError
+
+    t = np.arange(8 * 22_050) / 22_050
+    huge = audio_dir / "huge.wav"
+    sf.write(huge, (1e6 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 22_050, subtype="FLOAT")
+    message = _raises(AudioRangeError, huge)
+    assert "±1e+06" in message and "Normalise" in message
+    with pytest.raises(AudioRangeError, match="up.wav"):
+        load_clip(huge.read_bytes(), name="up.wav")
+    hot = audio_dir / "hot.wav"  # overs within the tolerance (a float master, a lossy decoder) pass
+    sf.write(hot, (1.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 22_050, subtype="FLOAT")
+    assert 1.2 <= 1.0 + FULL_SCALE_TOLERANCE and 1.19 < np.abs(load_clip(hot, sr_hz=22_050)).max() <= 1.2 + 1e-6
+
+
+def test_decode_errors_of_bytes_name_the_upload_not_a_python_object() -> None:
+    for data in (b"garbage!" * 100, b"RIFF" + bytes(100), b"fLaC" + b"\x01" * 200):
+        for name in ("song.wav", "song.flac", "song.mp3"):
+            with pytest.raises(AudioDecodeError) as caught:
+                load_clip(data, name=name)
+            assert str(caught.value).startswith(f"{name}: cannot be decoded"), caught.value
+            assert "object at 0x" not in str(caught.value) and "BytesIO" not in str(caught.value)
+            with pytest.raises(AudioDecodeError) as caught:
+                audio_info(data, name=name)
+            assert "object at 0x" not in str(caught.value)
+        with pytest.raises(AudioDecodeError) as caught:
+            load_clip(data)
+        assert "object at 0x" not in str(caught.value) and str(caught.value).startswith("uploaded audio:")

@@ -92,3 +92,11 @@ def test_unknown_track_and_fingerprint_changes_with_audio(tmp_path):
     assert load_catalogue(tmp_path).fingerprint() == before
     write_tone(tmp_path / "a.wav", freq_hz=330.0)
     assert load_catalogue(tmp_path).fingerprint() != before
+
+
+def test_a_tracks_csv_that_is_no_csv_is_refused_without_echoing_its_first_line(tmp_path):
+    (tmp_path / "tracks.csv").write_text("root:*:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n")
+    with pytest.raises(CatalogueError) as caught:
+        load_catalogue(tmp_path)
+    assert "is not a CSV file with a header row" in str(caught.value)
+    assert "19000" not in str(caught.value) and "root:" not in str(caught.value)

@@ -9,6 +9,7 @@ audio by stem, whatever the extension).
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 import sys
 from pathlib import Path, PurePosixPath
@@ -336,3 +337,72 @@ def test_cli_help_names_every_layout_and_a_wrong_one_is_a_clear_error(tmp_path, 
     write_song(tmp_path / "audio" / "a.wav")
     assert main(["import", str(tmp_path / "cat"), "--audio", str(tmp_path / "audio"), "--layout", "itunes"]) == 2
     assert "Unknown layout 'itunes'; use one of auto, folders" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# the allowed roots (issue 13, problem 1): what the app passes as ``roots``
+
+
+SHADOW = "root:*:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n"
+
+
+def test_a_file_that_is_not_a_csv_is_refused_without_echoing_its_content(tmp_path):
+    write_song(tmp_path / "audio" / "a.wav")
+    shadow = tmp_path / "shadow"
+    shadow.write_text(SHADOW)
+    with pytest.raises(SongsimError) as caught:
+        import_collection(tmp_path / "cat", tmp_path / "audio", metadata=[shadow])
+    assert "is not a CSV file with a header row" in str(caught.value)
+    assert "root" not in str(caught.value).replace(str(tmp_path), "") and "19000" not in str(caught.value)
+    binary = tmp_path / "blob.csv"
+    binary.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(SongsimError) as caught:
+        import_collection(tmp_path / "cat", tmp_path / "audio", metadata=[binary])
+    assert "\x01" not in str(caught.value) and "\xff" not in str(caught.value)
+    assert not (tmp_path / "cat").exists()
+
+
+def test_with_roots_nothing_outside_them_is_read_or_created(tmp_path):
+    from songsim.errors import OutsideRootsError
+
+    inside, outside = tmp_path / "inside", tmp_path / "outside"
+    write_song(inside / "audio" / "a.wav")
+    write_song(outside / "audio" / "b.wav")
+    (outside / "shadow").write_text(SHADOW)
+    roots = [inside]
+    cases = [
+        {"root": outside / "cat", "audio_dir": inside / "audio"},
+        {"root": Path("/etc/songsim-pwn"), "audio_dir": inside / "audio"},
+        {"root": inside / "cat", "audio_dir": outside / "audio"},
+        {"root": inside / "cat", "audio_dir": inside / "audio", "metadata": [outside / "shadow"]},
+        {"root": inside / ".." / "outside" / "cat", "audio_dir": inside / "audio"},
+    ]
+    (inside / "link").symlink_to(outside)
+    cases.append({"root": inside / "link" / "cat", "audio_dir": inside / "audio"})
+    for case in cases:
+        with pytest.raises(OutsideRootsError, match="is outside the folders this app may read and write") as caught:
+            import_collection(**case, roots=roots)
+        assert "19000" not in str(caught.value)
+    assert not Path("/etc/songsim-pwn").exists() and not (outside / "cat").exists() and not (inside / "cat").exists()
+
+    listing = inside / "files.csv"  # an absolute audio path outside the roots is skipped, not probed
+    listing.write_text(f"file,title\na.wav,A\n{outside / 'audio' / 'b.wav'},B\n")
+    report = import_collection(inside / "cat", inside / "audio", metadata=[listing], roots=roots)
+    assert report.n_tracks == 1
+    assert any("outside the folders this app may read" in p.reason for p in report.problems), report.problems
+
+
+def test_a_catalogue_outside_the_roots_is_not_registered(tmp_path, monkeypatch):
+    from songsim.catalogues import add_catalogue, list_catalogues
+    from songsim.config import allowed_roots
+    from songsim.errors import OutsideRootsError
+
+    monkeypatch.setenv("SONGSIM_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("SONGSIM_ROOTS", raising=False)
+    assert allowed_roots() == [Path.home().resolve(), (tmp_path / "home").resolve()]
+    monkeypatch.setenv("SONGSIM_ROOTS", f"{tmp_path / 'a'}{os.pathsep}{tmp_path / 'b'}")
+    assert allowed_roots() == [tmp_path / "a", tmp_path / "b"]
+    with pytest.raises(OutsideRootsError):
+        add_catalogue("/etc", roots=allowed_roots())
+    assert add_catalogue(tmp_path / "b" / "cat", roots=allowed_roots()).path == tmp_path / "b" / "cat"
+    assert [k.path for k in list_catalogues()][1:] == [tmp_path / "b" / "cat"]

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from songsim import maps
-from songsim.errors import NotBuiltError, SongsimError
+from songsim.errors import NotBuiltError, SongsimError, UntrustedFileError
 from songsim.maps import (
+    MAP_PURPOSE,
     FittedMap,
     fit_map,
     load_map,
@@ -24,6 +25,7 @@ from songsim.maps import (
     trustworthiness,
     warm_up,
 )
+from songsim.signed import write_signed
 
 FAST = ["pca", "tsne"]
 ALL = ["pca", "tsne", pytest.param("umap", marks=pytest.mark.slow)]
@@ -220,11 +222,13 @@ def test_errors(vectors, fitted_of, tmp_path):
         save_map(FittedMap("pca"), tmp_path / "x.pkl")
     with pytest.raises(NotBuiltError, match="No map"):
         load_map(tmp_path / "missing.pkl")
-    (tmp_path / "garbage.pkl").write_bytes(b"not a pickle")
+    (tmp_path / "unsigned.pkl").write_bytes(b"not a pickle")  # never unpickled (tests/test_signed_files.py)
+    with pytest.raises(UntrustedFileError, match="is not signed"):
+        load_map(tmp_path / "unsigned.pkl")
+    write_signed(tmp_path / "garbage.pkl", b"not a pickle", purpose=MAP_PURPOSE)
     with pytest.raises(SongsimError, match="damaged"):
         load_map(tmp_path / "garbage.pkl")
-    with (tmp_path / "other.pkl").open("wb") as fh:
-        pickle.dump({"something": 1}, fh)
+    write_signed(tmp_path / "other.pkl", pickle.dumps({"something": 1}), purpose=MAP_PURPOSE)
     with pytest.raises(SongsimError, match="not a songsim map"):
         load_map(tmp_path / "other.pkl")
 

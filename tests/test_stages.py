@@ -14,7 +14,8 @@ from catalogues import GENRES, SR_HZ, _song, make_small_catalogue
 from songsim.build import build
 from songsim.catalogue import load_catalogue
 from songsim.spaces.base import space_type
-from songsim.spaces.store import current_fit_key, map_path, space_dir
+from songsim.signed import write_signed
+from songsim.spaces.store import SPACE_FILE, SPACE_PURPOSE, current_fit_key, map_path, space_dir
 from songsim.stages import (
     DONE,
     ERROR,
@@ -143,6 +144,8 @@ def test_a_learned_space_trained_with_an_epochs_override_counts_as_done(copied):
     folder.mkdir(parents=True)
     key = current_fit_key(cls, catalogue, catalogue.fingerprint())
     (folder / "meta.json").write_text(json.dumps({"fit_key": key + "-epochs2", "dim": 256, "n_tracks": 12}))
+    assert states_of(copied)["space:genre-cnn"].state == STALE  # a record without its fitted file is not built
+    write_signed(folder / SPACE_FILE, b"a fit", purpose=SPACE_PURPOSE)  # stages never unpickle it
     state = states_of(copied)["space:genre-cnn"]
     assert state.state == DONE and "override of 2 epochs" in state.detail
 

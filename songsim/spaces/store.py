@@ -9,6 +9,9 @@ Layout inside ``<catalogue>/.songsim/``::
     spaces/<name>/maps/<method>.pkl   a fitted 2-D map; <method>.json: its fit key, trustworthiness
     spaces/<name>/annoy-<metric>.ann  the annoy index of a large catalogue (memory-mapped)
 
+Spaces and maps are pickles, signed with this installation's key (:mod:`songsim.signed`): one
+this installation did not write is never unpickled, counts as not built, and ``build`` refits it.
+
 A **fit key** is the fingerprint of everything a fit depends on: the space's name, algorithm
 version and seed, the catalogue's fingerprint, the feature settings, the fit keys of the
 spaces it builds on, which optional inputs it uses (:func:`used_inputs`, the one rule for
@@ -26,14 +29,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import joblib
 import numpy as np
 
 from songsim import config
 from songsim.catalogue import Catalogue, load_catalogue
 from songsim.errors import ImportedSpaceError, NotBuiltError, SongsimError, UnknownSpaceError
-from songsim.files import atomic_write, read_json, write_json
-from songsim.maps import MAP_SAMPLE_SIZE, MIN_ROWS, FittedMap, fit_map, load_map, map_methods, save_map
+from songsim.signed import catalogue_root_of, dump_signed, load_signed, trust_problem
+from songsim.files import read_json, write_json
+from songsim.maps import MAP_PURPOSE, MAP_SAMPLE_SIZE, MIN_ROWS, FittedMap, fit_map, load_map, map_methods, save_map
 from songsim.neighbours import DEFAULT_ANNOY_ABOVE, PRECOMPUTED, HubnessReducedIndex, NeighbourIndex, make_index
 from songsim.spaces.base import (
     SPACE_INPUT_PREFIX,
@@ -60,6 +63,8 @@ from songsim.spaces.imported import (
 )
 
 SPACE_FILE = "space.joblib"
+#: what a space file is signed as (:mod:`songsim.signed`)
+SPACE_PURPOSE = "space"
 META_FILE = "meta.json"
 #: version tag of the feature settings inside every fit key
 FEATURES_VERSION = "handcrafted-v1"
@@ -88,8 +93,7 @@ def is_current_version(space_cls: type[Space], fit_key: str | None) -> bool:
 
 def save_space(space: Space, folder: Path, *, fit_key: str, fit_seconds: float) -> None:
     """Store a fitted space atomically (a crash never leaves a half-written fit behind)."""
-    with atomic_write(folder / SPACE_FILE) as handle:
-        joblib.dump(space, handle)
+    dump_signed(space, folder / SPACE_FILE, purpose=SPACE_PURPOSE, joblib_format=True)
     write_json(
         folder / META_FILE,
         {
@@ -115,13 +119,26 @@ def stored_fit_key(folder: Path) -> str | None:
     return stored_meta(folder).get("fit_key")
 
 
+def _rebuild_space_hint(folder: Path) -> str:
+    """The command that refits the space stored in ``folder`` (a fold's: its space's folds)."""
+    folder = Path(folder)
+    root = catalogue_root_of(folder)
+    if folder.parent.name != "spaces":
+        return f"`python -m songsim build {root}` or `evaluate --folds` again (its folds are refitted)"
+    return f"`python -m songsim build {root} --spaces {folder.name}` (or on the Models page)"
+
+
 def load_space(folder: Path) -> Space:
-    """Load a fitted space stored by :func:`save_space`."""
+    """Load a fitted space stored by :func:`save_space`: only once its signature shows this
+    installation wrote it (:mod:`songsim.signed`; :class:`UntrustedFileError` otherwise, and
+    nothing of the file is unpickled)."""
     path = folder / SPACE_FILE
     if not path.is_file():
         raise NotBuiltError(f"No fitted space in {folder}: run `python -m songsim build` on the catalogue.")
     try:
-        return joblib.load(path)
+        return load_signed(path, purpose=SPACE_PURPOSE, joblib_format=True, hint=_rebuild_space_hint(folder))
+    except SongsimError:
+        raise
     except (ModuleNotFoundError, AttributeError) as exc:  # a class an older songsim kept elsewhere
         raise NotBuiltError(
             f"{path} was stored by an older songsim ({exc}): rebuild it with "
@@ -159,9 +176,27 @@ def map_fit_key(catalogue: Catalogue, space_name: str, method: str, *, seed: int
 
 
 def map_is_current(catalogue: Catalogue, space_name: str, method: str, *, seed: int = 0) -> bool:
-    """Whether the stored map was fitted on the space's current fit, with today's rule."""
+    """Whether the stored map was fitted on the space's current fit, with today's rule, and
+    signed by this installation (:func:`map_trust_problem`: a map from elsewhere is refitted)."""
     meta = read_json(map_path(catalogue, space_name, method).with_suffix(".json")) or {}
-    return meta.get("fit_key") == map_fit_key(catalogue, space_name, method, seed=seed)
+    if meta.get("fit_key") != map_fit_key(catalogue, space_name, method, seed=seed):
+        return False
+    return map_trust_problem(catalogue, space_name, method) is None
+
+
+def space_trust_problem(folder: Path) -> str | None:
+    """Why the fitted space stored in ``folder`` would be refused as not this installation's
+    (:func:`songsim.signed.trust_problem`: unsigned, another installation's key, changed since,
+    missing), or ``None`` when it would load; an imported space (numbers, never a pickle) has
+    none. Memoised per file version: cheap on every rerun."""
+    if is_imported(stored_meta(folder)):
+        return None
+    return trust_problem(Path(folder) / SPACE_FILE, purpose=SPACE_PURPOSE)
+
+
+def map_trust_problem(catalogue: Catalogue, space_name: str, method: str) -> str | None:
+    """:func:`space_trust_problem` for the stored ``method`` map of ``space_name``."""
+    return trust_problem(map_path(catalogue, space_name, method), purpose=MAP_PURPOSE)
 
 
 def fit_and_store_map(catalogue: Catalogue, space: Space, method: str, *, seed: int = 0) -> FittedMap:
@@ -198,7 +233,7 @@ def load_or_fit_map(catalogue: Catalogue, space: Space, method: str, *, seed: in
     if map_is_current(catalogue, space.name, method, seed=seed):
         try:
             return load_map(map_path(catalogue, space.name, method))
-        except SongsimError:  # damaged, or pickled by an older songsim: refit it
+        except SongsimError:  # damaged, pickled by an older songsim, or not signed here: refit it
             pass
     return fit_and_store_map(catalogue, space, method, seed=seed)
 
@@ -320,10 +355,15 @@ def current_fit_key(
 
 
 def built_space_names(catalogue: Catalogue) -> list[str]:
-    """Registered spaces with a stored fit of their current version in this catalogue, in
-    registry order (a fit by an older songsim must be rebuilt before it is used), then the
-    catalogue's imported spaces (:mod:`songsim.spaces.imported`), by name."""
-    registered = [n for n in space_names() if is_current_version(space_type(n), stored_fit_key(space_dir(catalogue.derived_dir, n)))]
+    """Registered spaces with a stored fit of their current version in this catalogue, signed by
+    this installation, in registry order (a fit by an older songsim, or one this installation did
+    not write -- :mod:`songsim.signed` -- must be rebuilt before it is used), then the catalogue's
+    imported spaces (:mod:`songsim.spaces.imported`), by name."""
+    registered = [
+        n for n in space_names()
+        if is_current_version(space_type(n), stored_fit_key(space_dir(catalogue.derived_dir, n)))
+        and trust_problem(space_dir(catalogue.derived_dir, n) / SPACE_FILE, purpose=SPACE_PURPOSE) is None
+    ]  # fmt: skip
     return registered + imported_space_names(catalogue.derived_dir)
 
 

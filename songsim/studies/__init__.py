@@ -9,6 +9,9 @@ Data flows one way, each step a module (callers import the module they need, e.g
                     rater_queue ──▶ a rater's balanced, shuffled, blind queue of pairs
     panel.py        RaterSession: what the Listen & rate page shows one rater (queue, their
                     saved ratings, the audio of each song), study passcodes, the owner's overview
+    identity.py     who a rater is: per-rater secret link tokens (sha256 in
+                    studies/<name>.raters.json), invitations, self-registration in open
+                    studies, revoking, removing a rater (their pairs go to the others)
     ratings.py      append_rating ──▶ <catalogue>/ratings.csv (append-only, locked, fsynced;
                     one row per rating event) ──▶ load_ratings, latest_ratings
     report.py       compute_report / report_from: study + latest ratings ──▶ StudyReport
@@ -21,7 +24,8 @@ Data flows one way, each step a module (callers import the module they need, e.g
                     tables and the formula of every figure
 
 Imports point one way, down this list: ``ratings`` uses ``study``; ``panel`` uses both;
-``report`` uses ``study``, ``ratings`` and ``statistics`` (which uses none of them); ``render``
+``identity`` uses ``study`` (and ``ratings`` to remove a rater); ``report`` uses ``study``,
+``ratings`` and ``statistics`` (which uses none of them); ``render``
 uses ``report`` and ``statistics``. The CLI (``python -m songsim study|rate|report``) and the
 Studies, Listen & rate and Report pages are thin callers of these modules.
 """

@@ -14,12 +14,14 @@ Study passcodes live in ``.streamlit/secrets.toml`` (never in the study file)::
     [study_passcodes]
     pilot-2026 = "blue-harmonica"
 
-A study without an entry is open to any rater name. Who is the owner (:func:`owner_session`):
+A study without an entry needs no passcode. Who a rater is — per-rater link tokens,
+invitations, self-registration, removal — is :mod:`songsim.studies.identity`; the passcode
+is asked once, when a new name registers itself. Who is the owner (:func:`owner_session`):
 with ``owner_passcode`` set, whoever gives it; without it, only a session from this machine
 (loopback: the single-user laptop) — a session from another machine is a rater's, so a rater
 can never see which space proposed which candidate. The app listens on 127.0.0.1 by default
 (``.streamlit/config.toml``); the README says how to open it to a LAN. Wrong passcodes are
-rate-limited per client address (:class:`AttemptLimiter`).
+rate-limited per client address (:class:`AttemptLimiter`), and so are wrong rater tokens.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import pandas as pd
 from songsim.catalogue import Catalogue
 from songsim.errors import SongsimError, UnknownTrackError
 from songsim.studies.ratings import Rating, RatingsLog, append_rating, latest_ratings, load_ratings
-from songsim.studies.study import OWN_METRIC, UPLOAD_QUERY_PREFIX, QueueItem, Study, join_panel, rater_queue
+from songsim.studies.study import OWN_METRIC, UPLOAD_QUERY_PREFIX, QueueItem, Study, check_rater_name, join_panel, load_study, rater_queue
 
 PASSCODES_SECTION = "study_passcodes"
 OWNER_PASSCODE_KEY = "owner_passcode"
@@ -54,23 +56,6 @@ def passcode_accepted(secrets: Mapping, study_name: str, given: str | None) -> b
     if not expected:
         return True
     return hmac.compare_digest(str(expected).encode(), (given or "").encode())
-
-
-def session_token(secrets: Mapping, study_name: str, rater: str) -> str:
-    """A token proving that ``rater`` gave the study's passcode, kept in the page URL so a
-    browser refresh resumes without asking again: HMAC-SHA256 of the rater name keyed by the
-    passcode, 16 hex digits ("" when the study has no passcode)."""
-    expected = _passcodes(secrets).get(study_name)
-    if not expected:
-        return ""
-    return hmac.new(str(expected).encode(), rater.strip().encode(), "sha256").hexdigest()[:16]
-
-
-def token_accepted(secrets: Mapping, study_name: str, rater: str, token: str | None) -> bool:
-    """True when the study has no passcode or ``token`` is :func:`session_token`'s."""
-    if not passcode_required(secrets, study_name):
-        return True
-    return hmac.compare_digest(session_token(secrets, study_name, rater).encode(), (token or "").encode())
 
 
 def owner_passcode_accepted(secrets: Mapping, given: str | None) -> bool:
@@ -231,8 +216,16 @@ class RaterSession:
         """How many of ``item``'s candidates the rater has rated."""
         return sum((item.query_id, c) in self.saved for c in item.candidates)
 
+    @property
+    def joined(self) -> bool:
+        """Whether the rater holds a slot in the panel (they saved a rating)."""
+        return self.rater in self.study.raters
+
     def save(self, query_id: str, candidate_id: str, *, broad: int, fine: float | None = None, comment: str = "") -> Rating:
-        """Append the rating to ``ratings.csv`` (validated, locked) and remember it here."""
+        """Append the rating to ``ratings.csv`` (validated, locked) and remember it here.
+
+        The rater's first saved rating joins them to the panel (:func:`join_panel`): only then
+        do they hold a slot, and their queue is the one of that slot from then on."""
         written = append_rating(
             self.catalogue_root,
             Rating(
@@ -242,17 +235,27 @@ class RaterSession:
             study=self.study,
         )  # fmt: skip
         self.saved[(query_id, candidate_id)] = SavedRating(written.broad, written.fine, written.comment)
+        if not self.joined:
+            self.study = join_panel(self.catalogue_root, self.study.name, self.rater)
+            self.queue = rater_queue(self.study, self.rater)
         return written
 
 
 def open_session(catalogue_root: str | Path, study_name: str, rater: str, *, log: RatingsLog | None = None) -> RaterSession:
-    """Join ``rater`` to the study's panel (if new) and read their queue and ratings back.
+    """Read ``rater``'s queue and ratings back (joining nobody: a rater joins the panel with
+    their first saved rating, :meth:`RaterSession.save`).
 
-    ``log``: ``ratings.csv`` already read (:func:`songsim.studies.ratings.load_ratings`, any studies),
-    e.g. from a cache; read here when ``None``."""
+    ``rater`` is who the caller verified (:func:`songsim.studies.identity.verify`); a removed
+    rater gets a :class:`StudyError`. ``log``: ``ratings.csv`` already read
+    (:func:`songsim.studies.ratings.load_ratings`, any studies), e.g. from a cache; read here
+    when ``None``."""
     root = Path(catalogue_root)
-    study = join_panel(root, study_name, rater)
-    rater = study.raters[[r.strip() for r in study.raters].index(rater.strip())]
+    study = load_study(root, study_name)
+    rater = check_rater_name(rater)
+    known = study.canonical_rater(rater)
+    if known is not None and known in study.removed_raters:
+        raise SongsimError(f"Rater {known!r} was removed from study {study.name!r} by its owner: there is nothing to rate.")
+    rater = known or rater
     log = log if log is not None else load_ratings(root, study=study.name)
     latest = latest_ratings(log.events[log.events["study"] == study.name])
     mine = latest[latest["rater"] == rater]
@@ -284,9 +287,10 @@ def study_overview(study: Study, latest: pd.DataFrame) -> dict:
 
     ``latest`` is :func:`songsim.studies.ratings.latest_ratings` output (any studies). ``judged`` is
     the share of the study's R × pairs rating slots filled (R = raters per pair), capped at 1
-    per pair, so it reaches 100 % when every pair has its R ratings.
+    per pair, so it reaches 100 % when every pair has its R ratings. Ratings of removed raters
+    left out of the report are left out here too.
     """
-    mine = latest[latest["study"] == study.name]
+    mine = latest[(latest["study"] == study.name) & ~latest["rater"].isin(study.excluded_raters)]
     per_pair = mine.groupby(["query_id", "candidate_id"]).size()
     pooled = {(q.query_id, c) for q in study.queries for c in q.pool}
     filled = sum(min(int(n), study.raters_per_pair) for pair, n in per_pair.items() if pair in pooled)
@@ -297,7 +301,9 @@ def study_overview(study: Study, latest: pd.DataFrame) -> dict:
         "similarity": "each space's own" if study.metric == OWN_METRIC else study.metric,
         "queries": len(study.queries),
         "pairs": study.n_pairs,
-        "raters": f"{len(study.raters)} joined / panel of {study.panel_size}",
+        "raters": f"{len(study.active_raters)} rating / panel of {study.panel_size}"
+        + (f" ({len(study.removed_raters)} removed)" if study.removed_raters else ""),
+        "access": "invitation only" if study.invitation_only else "open",
         "ratings": int(len(mine)),
         "judged": f"{filled / max(study.n_pairs * study.raters_per_pair, 1):.0%}",
         "created": study.created_at[:16].replace("T", " "),

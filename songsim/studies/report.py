@@ -258,7 +258,8 @@ def _per_query(study: Study, pairs: pd.DataFrame) -> tuple[pd.DataFrame, list[st
 
 
 def _study_ratings(study: Study, latest: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """The rows of ``latest`` that rate a pair of ``study``'s pools, and a caveat for the rest."""
+    """The rows of ``latest`` that rate a pair of ``study``'s pools, and a caveat for the rest
+    (and for the ratings of removed raters, left out unless the owner kept them)."""
     missing = [c for c in REQUIRED_COLUMNS if c not in latest.columns]
     if missing:
         raise SongsimError(
@@ -267,6 +268,15 @@ def _study_ratings(study: Study, latest: pd.DataFrame) -> tuple[pd.DataFrame, li
         )
     rows = latest[latest["study"] == study.name] if "study" in latest.columns else latest
     rows = rows.loc[:, list(REQUIRED_COLUMNS)].astype({"broad": np.float64, "fine": np.float64})
+    caveats = []
+    excluded = rows["rater"].isin(study.excluded_raters)
+    if excluded.any():
+        names = ", ".join(sorted(map(repr, set(rows.loc[excluded, "rater"]))))
+        caveats.append(
+            f"{int(excluded.sum())} rating(s) of rater(s) {names}, removed from the study by its owner, are left out "
+            f"(ratings.csv keeps them)."
+        )
+        rows = rows[~excluded]
     if rows.duplicated(["rater", "query_id", "candidate_id"]).any():
         raise SongsimError(
             "The ratings table holds several rows for one (rater, query, candidate): pass the latest rating of "
@@ -274,7 +284,6 @@ def _study_ratings(study: Study, latest: pd.DataFrame) -> tuple[pd.DataFrame, li
         )
     pool = {(q.query_id, c) for q in study.queries for c in q.pool}
     in_pool = np.array([pair in pool for pair in zip(rows["query_id"].tolist(), rows["candidate_id"].tolist())], dtype=bool)
-    caveats = []
     if (~in_pool).any():
         caveats.append(
             f"{int((~in_pool).sum())} rating(s) name a (query, candidate) pair outside study {study.name!r}'s pools; "

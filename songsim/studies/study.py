@@ -21,7 +21,16 @@ Data model (JSON keys = attribute names)::
       metric: str                    "own" (each space's own, Space.metric), "cosine" or
                                      "euclidean": the neighbour search of every run
       catalogue_fingerprint: str     of the catalogue the runs were computed on
-      raters: list[str]              raters in the order they joined (their slot = position)
+      raters: list[str]              raters in the order they joined (their slot = position):
+                                     a rater joins at their first saved rating, not at sign-in
+      invitation_only: bool          raters sign in only with a link the owner made
+                                     (:mod:`songsim.studies.identity`); else a new name may
+                                     register itself
+      removed_raters: dict[str, dict]  rater -> {"removed_at", "ratings": "excluded"|"kept"}:
+                                     raters the owner removed (they stay in ``raters`` so no
+                                     one else's slot moves; their queue is empty)
+      reassigned: dict[str, list[list[str]]]  rater -> extra [query_id, candidate_id] pairs
+                                     handed over from removed raters
       created_at: str                UTC ISO 8601
       app_version: str
       space_rounds: dict[str, int]   judging round of each space: 0 for the spaces the study
@@ -47,6 +56,17 @@ each order key a sha256 of the seed and the ids) and pair i goes to the slots
 pair has exactly R slots and the slots' workloads differ by at most one pair overall and
 within each query of a round; with R = P everyone rates everything. Pairs pooled by an added
 space come after the older ones, so ``add-space`` never moves work already assigned.
+
+A rater holds a slot only once they saved a rating (:func:`join_panel` is called then), so a
+name that signs in and rates nothing takes no one's share. Before that, their queue is the
+one of the next free position (:func:`rater_queue`'s preview). A removed rater keeps their
+position (so no slot moves) but loses their queue: their pairs — the unrated ones, or all
+of them when their ratings are excluded from the report — go to the remaining raters who
+do not have them yet, least loaded first, until each pair again has R raters
+(:func:`remove_from_panel`).
+
+Rater names are compared normalised (stripped, casefolded: :func:`rater_key`), so
+``alice`` and ``Alice `` are one person.
 
 All randomness (query draw, assignment order, per-rater shuffles) is seeded from sha256 of
 the study seed and the ids, never Python's salted ``hash()``, so it is the same in every
@@ -125,6 +145,27 @@ class Study:
     created_at: str = ""
     app_version: str = __version__
     space_rounds: dict[str, int] = field(default_factory=dict)
+    invitation_only: bool = False
+    removed_raters: dict[str, dict] = field(default_factory=dict)
+    reassigned: dict[str, list[list[str]]] = field(default_factory=dict)
+
+    @property
+    def active_raters(self) -> list[str]:
+        """Raters holding a slot and not removed, in joining order."""
+        return [r for r in self.raters if r not in self.removed_raters]
+
+    @property
+    def excluded_raters(self) -> set[str]:
+        """Removed raters whose ratings the report leaves out."""
+        return {r for r, info in self.removed_raters.items() if (info or {}).get("ratings", "excluded") != "kept"}
+
+    def canonical_rater(self, rater: str) -> str | None:
+        """The spelling under which ``rater`` joined or was removed (same :func:`rater_key`), or None."""
+        key = rater_key(rater)
+        for known in [*self.raters, *self.removed_raters]:
+            if rater_key(known) == key:
+                return known
+        return None
 
     def query(self, query_id: str) -> StudyQuery:
         """The query ``query_id`` (:class:`StudyError` naming the study when unknown)."""
@@ -162,7 +203,7 @@ class Study:
 
 def check_study_name(name: str) -> str:
     """``name`` if it is usable as a file name (letters, digits, ``_ . -``; ≤ 64 characters)."""
-    if not isinstance(name, str) or not _NAME_PATTERN.match(name):
+    if not isinstance(name, str) or not _NAME_PATTERN.match(name) or name.endswith(RATERS_SUFFIX):
         raise StudyError(
             f"Study name {name!r} is not usable: use 1–64 letters, digits, '_', '.' or '-', "
             f"starting with a letter or digit (e.g. 'pilot-2026')."
@@ -191,12 +232,23 @@ def check_rater_name(rater: str) -> str:
     return name
 
 
+def rater_key(rater: str) -> str:
+    """The identity of a rater name: :func:`check_rater_name` casefolded (``"Alice "`` → ``"alice"``)."""
+    return check_rater_name(rater).casefold()
+
+
+#: the suffix of a study's rater identities file, beside the study (:mod:`songsim.studies.identity`)
+RATERS_SUFFIX = ".raters"
+
+
 def list_studies(catalogue_root: str | Path) -> list[str]:
     """Names of the studies stored in the catalogue, sorted."""
     folder = studies_dir(catalogue_root)
     if not folder.is_dir():
         return []
-    return sorted(p.stem for p in folder.glob("*.json") if _NAME_PATTERN.match(p.stem))
+    return sorted(
+        p.stem for p in folder.glob("*.json") if _NAME_PATTERN.match(p.stem) and not p.stem.endswith(RATERS_SUFFIX)
+    )
 
 
 def load_study(catalogue_root: str | Path, name: str) -> Study:
@@ -621,19 +673,91 @@ def add_space(catalogue_root: str | Path, name: str, space: str) -> tuple[Study,
 def join_panel(catalogue_root: str | Path, name: str, rater: str) -> Study:
     """Add ``rater`` to the study's panel (if new) and return the study.
 
-    The read-modify-write holds the study's lock, so raters joining at the same moment from
-    different processes are all kept. Joining order fixes each rater's slot.
+    Called when a rater saves their first rating (:meth:`songsim.studies.panel.RaterSession.save`),
+    never at sign-in, so a name that rates nothing holds no slot. A name equal to a joined one
+    after :func:`rater_key` (``"Alice "`` and ``"alice"``) is that rater. The read-modify-write
+    holds the study's lock, so raters joining at the same moment from different processes are
+    all kept. Joining order fixes each rater's slot. A removed rater cannot join again
+    (:class:`StudyError`).
     """
     rater = check_rater_name(rater)
     study = load_study(catalogue_root, name)  # a clear error, and no lock file, when there is no such study
-    if rater in study.raters:
+    if _joined(study, rater):
         return study
     with _study_locked(catalogue_root, name):
         study = load_study(catalogue_root, name)
-        if rater not in study.raters:
+        if not _joined(study, rater):
             study.raters.append(rater)
             save_study(catalogue_root, study)
     return study
+
+
+def _joined(study: Study, rater: str) -> bool:
+    known = study.canonical_rater(rater)
+    if known is not None and known in study.removed_raters:
+        raise StudyError(f"Rater {known!r} was removed from study {study.name!r} by its owner and cannot rate in it.")
+    return known is not None
+
+
+def set_invitation_only(catalogue_root: str | Path, name: str, invitation_only: bool) -> Study:
+    """Make study ``name`` invitation-only (raters need the owner's link) or open to
+    self-registration; returns the saved study."""
+    load_study(catalogue_root, name)  # a clear error, and no lock file, when there is no such study
+    with _study_locked(catalogue_root, name):
+        study = load_study(catalogue_root, name)
+        study.invitation_only = bool(invitation_only)
+        save_study(catalogue_root, study)
+    return study
+
+
+def remove_from_panel(
+    catalogue_root: str | Path, name: str, rater: str, *, rated: set[tuple[str, str]], keep_ratings: bool = False
+) -> tuple[Study, int, int]:
+    """Remove ``rater`` from study ``name``'s panel and hand their work to the others.
+
+    The rater keeps their position in ``raters`` (no one else's slot moves) but their queue is
+    emptied. Their assigned pairs — the ones not in ``rated`` (their rated pairs) with
+    ``keep_ratings``, else every one (their ratings are then left out of the report) — go,
+    pair by pair in the assignment order, to the remaining raters who do not have the pair,
+    least loaded first (ties broken by a seeded order), while the pair has fewer than R
+    remaining raters. A rater who never rated (no slot) is simply barred from joining.
+
+    Returns
+    -------
+    (Study, int, int)
+        The saved study, the pairs handed over, and the pairs left short of R raters because
+        every remaining rater already has them (or no rater remains).
+    """
+    rater = check_rater_name(rater)
+    load_study(catalogue_root, name)
+    with _study_locked(catalogue_root, name):
+        study = load_study(catalogue_root, name)
+        known = study.canonical_rater(rater) or rater
+        if known in study.removed_raters:
+            raise StudyError(f"Rater {known!r} was already removed from study {name!r}.")
+        mine = assigned_pairs(study, known) if known in study.raters else []
+        to_move = [p for p in mine if not (keep_ratings and p in rated)]
+        study.removed_raters[known] = {"removed_at": _utc_now(), "ratings": "kept" if keep_ratings else "excluded"}
+        study.reassigned.pop(known, None)
+        others = study.active_raters
+        held = {r: set(assigned_pairs(study, r)) for r in others}
+        load = {r: len(pairs) for r, pairs in held.items()}
+        moved = uncovered = 0
+        for pair in to_move:
+            holders = [r for r in others if pair in held[r]]
+            if len(holders) >= study.raters_per_pair:
+                continue
+            free = [r for r in others if pair not in held[r]]
+            if not free:
+                uncovered += 1
+                continue
+            chosen = min(free, key=lambda r: (load[r], _order_key(study.seed, "reassign", r, *pair)))
+            study.reassigned.setdefault(chosen, []).append(list(pair))
+            held[chosen].add(pair)
+            load[chosen] += 1
+            moved += 1
+        save_study(catalogue_root, study)
+    return study, moved, uncovered
 
 
 def _pair_order(study: Study) -> list[tuple[str, str]]:
@@ -650,29 +774,45 @@ def _pair_order(study: Study) -> list[tuple[str, str]]:
     return [pair for _, pair in keyed]
 
 
-def rater_slot(study: Study, rater: str) -> int:
-    """The panel slot (0 … panel_size − 1) of a rater who joined the study."""
+def rater_slot(study: Study, rater: str, *, preview: bool = False) -> int:
+    """The panel slot (0 … panel_size − 1) of a rater who joined the study.
+
+    With ``preview``, a rater who has not joined yet gets the slot they would take by joining
+    now (the next position); otherwise :class:`StudyError`.
+    """
     rater = check_rater_name(rater)
-    if rater not in study.raters:
+    known = study.canonical_rater(rater)
+    if known is None or known not in study.raters:
+        if preview:
+            return len(study.raters) % max(study.panel_size, 1)
         raise StudyError(
-            f"Rater {rater!r} has not joined study {study.name!r}: join the panel first "
-            f"(enter the name on the rating page, or songsim.studies.study.join_panel)."
+            f"Rater {rater!r} has not joined study {study.name!r}: a rater joins with their first saved "
+            f"rating (songsim.studies.study.join_panel)."
         )
-    return study.raters.index(rater) % max(study.panel_size, 1)
+    return study.raters.index(known) % max(study.panel_size, 1)
 
 
-def assigned_pairs(study: Study, rater: str) -> list[tuple[str, str]]:
-    """The (query_id, candidate_id) pairs ``rater`` is asked to judge, in assignment order.
+def assigned_pairs(study: Study, rater: str, *, preview: bool = False) -> list[tuple[str, str]]:
+    """The (query_id, candidate_id) pairs ``rater`` is asked to judge, in assignment order:
+    their slot's, then those handed over from removed raters (none for a removed rater).
 
     See "Balanced assignment" in the module docstring. Raises :class:`StudyError` when the
-    rater has not joined.
+    rater has not joined, unless ``preview`` (:func:`rater_slot`).
     """
-    slot = rater_slot(study, rater)
+    known = study.canonical_rater(check_rater_name(rater))
+    if known is not None and known in study.removed_raters:
+        return []
+    slot = rater_slot(study, rater, preview=preview)
     pairs = _pair_order(study)
     per_pair, panel = study.raters_per_pair, max(study.panel_size, 1)
-    if per_pair >= panel:
-        return pairs
-    return [pair for i, pair in enumerate(pairs) if (slot - i * per_pair) % panel < per_pair]
+    if per_pair < panel:
+        pairs = [pair for i, pair in enumerate(pairs) if (slot - i * per_pair) % panel < per_pair]
+    if known is not None and study.reassigned.get(known):
+        mine = set(pairs)
+        pooled = {(q.query_id, c) for q in study.queries for c in q.pool}
+        extra = [tuple(p) for p in study.reassigned[known]]
+        pairs = pairs + [p for p in dict.fromkeys(extra) if p not in mine and p in pooled]
+    return pairs
 
 
 @dataclass(frozen=True)
@@ -687,7 +827,8 @@ class QueueItem:
 
 
 def rater_queue(study: Study, rater: str) -> list[QueueItem]:
-    """The rater's assigned pairs grouped by query, queries and candidates shuffled per rater.
+    """The rater's assigned pairs grouped by query, queries and candidates shuffled per rater
+    (for a rater who has not joined yet: the pairs of the slot they would take now).
 
     The shuffle is seeded by the study seed and the rater name (sort by a sha256 key), so a
     rater sees the same order after a refresh or a restart, different raters see different
@@ -695,7 +836,7 @@ def rater_queue(study: Study, rater: str) -> list[QueueItem]:
     """
     rater = check_rater_name(rater)
     by_query: dict[str, list[str]] = {}
-    for query_id, candidate in assigned_pairs(study, rater):
+    for query_id, candidate in assigned_pairs(study, rater, preview=True):
         by_query.setdefault(query_id, []).append(candidate)
     items = [
         QueueItem(query_id, sorted(candidates, key=lambda c, q=query_id: _order_key(study.seed, "order", rater, q, c)))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +30,10 @@ def small_built(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch) -> Path:
+def home(tmp_path, tmp_path_factory, monkeypatch) -> Path:
     monkeypatch.setenv("SONGSIM_HOME", str(tmp_path / "home"))
+    # the page reads and writes only under these: this run's pytest folders (small_built is in another)
+    monkeypatch.setenv("SONGSIM_ROOTS", str(tmp_path_factory.getbasetemp()))
     return tmp_path / "home"
 
 
@@ -202,3 +206,48 @@ def test_the_page_is_for_the_study_owner_when_a_passcode_is_set(home, tmp_path, 
     at.switch_page(PAGE).run()
     assert not at.exception, at.exception
     assert at.title[0].value == "Catalogue"
+
+
+# --- file access only under the configured roots (issue 13, problem 1) ------------------------
+
+
+def test_a_metadata_file_outside_the_roots_is_refused_unread(home, tmp_path, monkeypatch):
+    music = write_collection(tmp_path / "music")
+    outside = Path(tempfile.mkdtemp(prefix="songsim-outside-"))  # not under the roots
+    shadow = outside / "shadow"
+    shadow.write_text("root:*:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n")
+    at = open_catalogue_page(tmp_path / "empty-default", monkeypatch)
+    at.text_input(key="import-audio").input(str(music))
+    at.text_area(key="import-metadata").input(str(shadow))
+    at.text_input(key="import-target").input(str(tmp_path / "target"))
+    button(at, "Import").click().run()
+    assert not at.exception, at.exception
+    shown = [e.value for e in at.error]
+    assert any("is outside the folders this app may read and write" in e and "SONGSIM_ROOTS" in e for e in shown), shown
+    assert not any("root:*" in e or "19000" in e for e in shown), shown
+    assert not (tmp_path / "target").exists()
+    shutil.rmtree(outside)
+
+
+def test_a_target_outside_the_roots_is_refused_and_not_created(home, tmp_path, monkeypatch):
+    music = write_collection(tmp_path / "music")
+    pwn = Path("/etc/songsim-pwn")
+    assert not pwn.exists()
+    at = open_catalogue_page(tmp_path / "empty-default", monkeypatch)
+    at.text_input(key="import-audio").input(str(music))
+    at.text_input(key="import-target").input(str(pwn))
+    button(at, "Import").click().run()
+    assert any(f"{pwn} is outside the folders" in e.value for e in at.error), [e.value for e in at.error]
+    assert not pwn.exists()
+    escape = tmp_path / "link"  # a symlink under the roots that leads out of them, and a "..": resolved first
+    escape.symlink_to("/etc")
+    dotdot = tmp_path.joinpath(*[".."] * len(tmp_path.parts), "etc", "songsim-pwn")
+    for target in (escape / "songsim-pwn", dotdot):
+        at.text_input(key="import-target").input(str(target))
+        button(at, "Import").click().run()
+        assert any("is outside the folders" in e.value for e in at.error), (target, [e.value for e in at.error])
+    assert not pwn.exists()
+    at.text_input(key="add-folder").input(str(escape))
+    button(at, "Add and open").click().run()
+    assert any("is outside the folders" in e.value for e in at.error)
+    assert all(k.path != Path("/etc") for k in list_catalogues())

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from songsim.studies.panel import open_session, session_token
+from songsim.studies.identity import invite, revoke
+from songsim.studies.panel import open_session
 from songsim.studies.ratings import Rating, append_rating, latest_ratings, load_ratings
 from songsim.studies.study import create_study, list_studies, load_study
 
@@ -92,8 +93,10 @@ def test_rater_signs_in_rates_everything_and_resumes_after_a_refresh(catalogue_d
     rate_current_query(at, [2, 0, 1])
     assert progress_text(at) == f"{len(queue[0].candidates)} of {study.n_pairs} pairs rated"
 
-    # refresh: a new session with the same URL resumes at the first unrated query
-    again = open_page(catalogue_dir, monkeypatch, "pages/rate.py", query_params={"study": "rate-all", "rater": "ada"})
+    # refresh: a new session with the same URL (and its token) resumes at the first unrated query
+    url = {key: at.query_params[key] for key in ("study", "rater", "token")}
+    assert url["rater"] == "ada" and len(url["token"]) >= 40
+    again = open_page(catalogue_dir, monkeypatch, "pages/rate.py", query_params=url)
     assert progress_text(again) == f"{len(queue[0].candidates)} of {study.n_pairs} pairs rated"
     assert not any(b.label == "Start rating" for b in again.button)
     assert any(m.value.startswith("**Query 2 of 2**") for m in again.markdown)
@@ -108,17 +111,100 @@ def test_passcode_guards_the_study_and_the_url_token_resumes(catalogue_dir, monk
     create_study(catalogue_dir, "locked", ["handcrafted"], n_queries=1, k=2, raters_per_pair=1, panel_size=1)
     secrets = {"study_passcodes": {"locked": "open-sesame"}}
     at = open_page(catalogue_dir, monkeypatch, "pages/rate.py", secrets=secrets)
-    at.selectbox[0].set_value("locked")
+    at.selectbox[0].set_value("locked").run()
     at.text_input[0].set_value("bob")
     at.text_input[1].set_value("wrong")
     next(b for b in at.button if b.label == "Start rating").click().run()
     assert "not the passcode" in at.error[0].value and not at.get("progress")
+    at.text_input[1].set_value("open-sesame")
+    next(b for b in at.button if b.label == "Start rating").click().run()
+    assert not at.error and progress_text(at).endswith("pairs rated")
 
-    token = session_token(secrets, "locked", "bob")
-    resumed = open_page(
-        catalogue_dir, monkeypatch, "pages/rate.py", query_params={"study": "locked", "rater": "bob", "token": token}, secrets=secrets
-    )
+    url = {key: at.query_params[key] for key in ("study", "rater", "token")}
+    resumed = open_page(catalogue_dir, monkeypatch, "pages/rate.py", query_params=url, secrets=secrets)
     assert progress_text(resumed).endswith("pairs rated")
+
+
+def test_a_url_with_another_raters_name_cannot_revise_their_ratings(catalogue_dir, monkeypatch):
+    """Issue 13: any session could open /?study=pilot&rater=alice and revise alice's ratings."""
+    from pages.common import passcode_attempts
+
+    passcode_attempts.clear()
+    create_study(catalogue_dir, "named", ["handcrafted"], n_queries=1, k=2, raters_per_pair=1, panel_size=1)
+    name, token = invite(catalogue_dir, "named", "alice")
+    for params in ({"study": "named", "rater": "alice"}, {"study": "named", "rater": "alice", "token": "guess"},
+                   {"study": "named", "rater": "Alice ", "token": ""}):  # fmt: skip
+        at = open_page(catalogue_dir, monkeypatch, "pages/rate.py", query_params=params)
+        assert not at.get("progress") and any(b.label == "Start rating" for b in at.button)
+        at.text_input[0].set_value("ALICE")  # nor can the sign-in form take the name over
+        next(b for b in at.button if b.label == "Start rating").click().run()
+        assert "already taken" in at.error[-1].value and not at.get("progress")
+    own = open_page(catalogue_dir, monkeypatch, "pages/rate.py", query_params={"study": "named", "rater": "alice", "token": token})
+    assert progress_text(own).endswith("pairs rated")
+    passcode_attempts.clear()
+
+
+def test_wrong_tokens_are_rate_limited_like_passcodes(catalogue_dir, monkeypatch):
+    from pages.common import passcode_attempts
+
+    passcode_attempts.clear()
+    monkeypatch.setattr("pages.common.client_address", lambda: "10.0.0.7")
+    create_study(catalogue_dir, "guarded", ["handcrafted"], n_queries=1, k=2, raters_per_pair=1, panel_size=1)
+    _, token = invite(catalogue_dir, "guarded", "alice")
+    for attempt in range(5):
+        at = open_page(catalogue_dir, monkeypatch, "pages/rate.py", query_params={"study": "guarded", "rater": "alice", "token": f"guess-{attempt}"})
+        expected = "does not sign you in" if attempt < 4 else "Too many wrong"  # the fifth locks the address out
+        assert expected in at.error[0].value, attempt
+        at.run()  # a rerun is not another attempt
+    right = open_page(catalogue_dir, monkeypatch, "pages/rate.py", query_params={"study": "guarded", "rater": "alice", "token": token})
+    assert "Too many wrong" in right.error[0].value and not right.get("progress")
+    passcode_attempts.clear()
+    right = open_page(catalogue_dir, monkeypatch, "pages/rate.py", query_params={"study": "guarded", "rater": "alice", "token": token})
+    assert progress_text(right).endswith("pairs rated")
+
+
+def test_an_invitation_only_study_takes_only_live_invitation_links(catalogue_dir, monkeypatch):
+    create_study(catalogue_dir, "invited", ["handcrafted"], n_queries=1, k=2, raters_per_pair=1, panel_size=1)
+    at = open_page(catalogue_dir, monkeypatch, "pages/studies.py")
+    at.selectbox(key="study-details").set_value("invited").run()
+    at.toggle(key="invitation-only:invited").set_value(True).run()
+    assert not at.exception and load_study(catalogue_dir, "invited").invitation_only
+    invite_box = next(t for t in at.text_input if t.label.startswith("Invite a rater"))
+    invite_box.set_value("dana")
+    next(b for b in at.button if b.label == "Make link").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    link = at.code[0].value
+    assert "/rate?study=invited&rater=dana&token=" in link
+    token = link.rsplit("token=", 1)[1]
+
+    refused = open_page(catalogue_dir, monkeypatch, "pages/rate.py", query_params={"study": "invited"})
+    assert "by invitation only" in refused.info[-1].value and not any(b.label == "Start rating" for b in refused.button)
+    welcome = open_page(catalogue_dir, monkeypatch, "pages/rate.py", query_params={"study": "invited", "rater": "dana", "token": token})
+    assert progress_text(welcome).endswith("pairs rated")
+    revoke(catalogue_dir, "invited", "dana")
+    gone = open_page(catalogue_dir, monkeypatch, "pages/rate.py", query_params={"study": "invited", "rater": "dana", "token": token})
+    assert not gone.get("progress") and "does not sign you in" in gone.error[0].value
+    from pages.common import passcode_attempts
+
+    passcode_attempts.clear()
+
+
+def test_the_owner_removes_a_rater_on_the_studies_page(catalogue_dir, monkeypatch):
+    study = create_study(catalogue_dir, "pruned", ["handcrafted", "random"], n_queries=2, k=2, raters_per_pair=1, panel_size=2)
+    for rater in ("ann", "bo"):
+        invite(catalogue_dir, "pruned", rater)
+        session = open_session(catalogue_dir, "pruned", rater)
+        session.save(session.queue[0].query_id, session.queue[0].candidates[0], broad=1)
+    at = open_page(catalogue_dir, monkeypatch, "pages/studies.py")
+    at.selectbox(key="study-details").set_value("pruned").run()
+    at.selectbox(key="rater-pick:pruned").set_value("bo").run()
+    at.button(key="remove:pruned").click().run()
+    assert not at.exception and "Removed bo" in at.success[0].value
+    after = load_study(catalogue_dir, "pruned")
+    assert "bo" in after.removed_raters
+    assert len(open_session(catalogue_dir, "pruned", "ann").queue) and sum(
+        len(i.candidates) for i in open_session(catalogue_dir, "pruned", "ann").queue
+    ) == study.n_pairs  # ann now has every pair
 
 
 def test_report_page_shows_the_figures_and_changes_with_a_rating(catalogue_dir, monkeypatch):

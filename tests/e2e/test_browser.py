@@ -200,7 +200,7 @@ def test_rate_one_pair_and_see_the_report_change(study_catalogue):
         expect(main.get_by_test_id("stDataFrame")).to_have_count(0)
         expect(errors).to_have_count(0)
 
-        # sign in: the study, the rater (and the passcode token, empty here) go to the URL
+        # sign in: the study, the rater and their new token go to the URL
         page.goto(f"{url}/rate")
         main.get_by_role("textbox", name="Your name or rater id").fill("ada")
         main.get_by_role("button", name="Start rating").click()
@@ -258,11 +258,13 @@ def test_rate_one_pair_and_see_the_report_change(study_catalogue):
 def test_a_rater_link_opens_on_a_fresh_server(study_catalogue):
     from playwright.sync_api import expect, sync_playwright
 
+    from songsim.studies.identity import invite, rating_link
+
     with serve(study_catalogue) as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1500, "height": 1100})
         main = page.get_by_test_id("stMain")
-        page.goto(f"{url}/rate?study={STUDY}&rater=bo&token=")  # the first request of this server
+        page.goto(rating_link(STUDY, "bo", invite(study_catalogue, STUDY, "bo")[1], url))  # the server's first request
         progress, errors = main.get_by_test_id("stProgress"), main.get_by_test_id("stException")
         expect(progress.or_(errors).first).to_have_count(1, timeout=120_000)  # whichever comes first
         assert errors.count() == 0, errors.first.inner_text()[:300]
@@ -275,6 +277,7 @@ def test_a_rater_link_opens_on_a_fresh_server(study_catalogue):
 def test_the_rating_page_html_names_no_track(study_catalogue):
     from playwright.sync_api import expect, sync_playwright
 
+    from songsim.studies.identity import invite, rating_link
     from songsim.studies.study import load_study
 
     study = load_study(study_catalogue, STUDY)
@@ -282,7 +285,7 @@ def test_the_rating_page_html_names_no_track(study_catalogue):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1500, "height": 1100})
         open_app(page, url)
-        page.goto(f"{url}/rate?study={STUDY}&rater=cy&token=")
+        page.goto(rating_link(STUDY, "cy", invite(study_catalogue, STUDY, "cy")[1], url))
         main = page.get_by_test_id("stMain")
         expect(main.get_by_role("button", name="▶ Play candidate 1")).to_have_count(1, timeout=60_000)
         settled(page)
