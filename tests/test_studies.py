@@ -382,3 +382,20 @@ def test_the_owners_overview_says_how_each_study_searched():
     assert study_overview(synthetic_study(), no_ratings)["similarity"] == "cosine"  # a study file from before "own"
     own = study_overview(replace(synthetic_study(), metric="own"), no_ratings)
     assert own["similarity"] == "each space's own" and own["judged"] == "0%"
+
+
+def test_an_uploaded_query_too_long_is_refused_from_its_header_unread(catalogue_dir, tmp_path, monkeypatch):
+    """Issue 13: a study upload was read whole before its length was checked."""
+    import soundfile as sf
+
+    from songsim.errors import AudioTooLongError
+
+    long = tmp_path / "long.wav"  # 25 min at 8 kHz, 8-bit: over the 20-min limit
+    sf.write(long, np.full(25 * 60 * 8_000, 0.5), 8_000, subtype="PCM_U8")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("read the audio before checking its header")
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    with pytest.raises(AudioTooLongError, match="long.wav"):
+        create_study(catalogue_dir, "too-long", ["handcrafted"], n_queries=0, k=4, upload_files=[long])

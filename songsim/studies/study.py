@@ -415,11 +415,13 @@ def _covered_by_all(catalogue: Catalogue, spaces: Sequence[str]) -> np.ndarray |
 
 def _upload_query(catalogue: Catalogue, path: str | Path) -> tuple[StudyQuery, Upload]:
     """Store an audio file as an upload query; returns the query (no runs yet) and the upload."""
+    from songsim.audio import audio_info
     from songsim.query import store_upload
 
     path = Path(path)
     if not path.is_file():
         raise StudyError(f"Upload {path} does not exist: give the path of a WAV, FLAC, OGG or MP3 file.")
+    audio_info(path, check_duration_limits=True)  # header first: a 2-hour file is refused unread
     upload = store_upload(catalogue, path.read_bytes(), path.name)
     query = StudyQuery(
         query_id=UPLOAD_QUERY_PREFIX + upload.fingerprint[:16],
